@@ -1,0 +1,252 @@
+package presence
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis keeps presence in Redis so every gateway and notification process sees it.
+//
+// Keys (prefix p: by default):
+//
+//	p:u:<user>  sorted set of "gateway|conn", scored by expiry (unix ms)
+//	p:g:<gw>    set of "user|conn" held by a gateway, for heartbeats
+//	p:exp       sorted set of "user|gateway|conn" by expiry, for the sweeper
+//	p:t:<room>|<user>  typing throttle window (SET NX PX)
+//
+// Expiry lives in scores computed from Config.Now rather than in key TTLs, so a whole
+// user's devices expire individually and the sweeper can tell who went offline. Each
+// mutation is one Lua script, so concurrent gateways never see half an update. Keys also
+// get a generous PEXPIRE so that nothing outlives a forgotten deployment.
+type Redis struct {
+	rdb    redis.UniversalClient
+	cfg    Config
+	prefix string
+}
+
+// NewRedis returns a tracker over rdb with keys under prefix ("p:" when empty).
+func NewRedis(rdb redis.UniversalClient, prefix string, cfg Config) *Redis {
+	if prefix == "" {
+		prefix = "p:"
+	}
+	return &Redis{rdb: rdb, cfg: cfg.withDefaults(), prefix: prefix}
+}
+
+func (r *Redis) userKey(u string) string { return r.prefix + "u:" + u }
+func (r *Redis) gwKey(g string) string   { return r.prefix + "g:" + g }
+func (r *Redis) expKey() string          { return r.prefix + "exp" }
+
+func (r *Redis) nowMS() int64 { return r.cfg.Now().UnixMilli() }
+
+// garbageMS is how long keys survive without being touched at all.
+func (r *Redis) garbageMS() int64 { return 10 * r.cfg.TTL.Milliseconds() }
+
+// dropExpired removes the user's expired members everywhere. Shared by connect.
+const dropExpiredLua = `
+local function drop_expired(ukey, user, now, expkey, prefix)
+  local dead = redis.call('ZRANGEBYSCORE', ukey, '-inf', now)
+  for _, m in ipairs(dead) do
+    local sep = string.find(m, '|', 1, true)
+    local gw, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+    redis.call('ZREM', ukey, m)
+    redis.call('SREM', prefix .. 'g:' .. gw, user .. '|' .. conn)
+    redis.call('ZREM', expkey, user .. '|' .. m)
+  end
+end
+`
+
+// KEYS: user, gateway, exp. ARGV: user, gateway, conn, now, expiry, garbage ms, prefix.
+var connectScript = redis.NewScript(dropExpiredLua + `
+drop_expired(KEYS[1], ARGV[1], ARGV[4], KEYS[3], ARGV[7])
+local was = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf')
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2] .. '|' .. ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1] .. '|' .. ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if was == 0 then return 1 end
+return 0
+`)
+
+// Connect records c as live until TTL from now; cameOnline tells whether the user had no
+// live connection before.
+func (r *Redis) Connect(ctx context.Context, c Conn) (bool, error) {
+	if err := c.validate(); err != nil {
+		return false, err
+	}
+	now := r.nowMS()
+	n, err := connectScript.Run(ctx, r.rdb,
+		[]string{r.userKey(c.UserID), r.gwKey(c.GatewayID), r.expKey()},
+		c.UserID, c.GatewayID, c.ConnID, now, now+r.cfg.TTL.Milliseconds(), r.garbageMS(), r.prefix,
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("presence connect %s: %w", c.UserID, err)
+	}
+	return n == 1, nil
+}
+
+// KEYS: user, gateway, exp. ARGV: user, gateway, conn, now.
+var disconnectScript = redis.NewScript(`
+local member = ARGV[2] .. '|' .. ARGV[3]
+local score = redis.call('ZSCORE', KEYS[1], member)
+if not score then return 0 end
+redis.call('ZREM', KEYS[1], member)
+redis.call('SREM', KEYS[2], ARGV[1] .. '|' .. ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. member)
+if tonumber(score) <= tonumber(ARGV[4]) then return 0 end
+if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf') == 0 then return 1 end
+return 0
+`)
+
+// Disconnect forgets c; wentOffline tells whether it was the user's last live connection.
+func (r *Redis) Disconnect(ctx context.Context, c Conn) (bool, error) {
+	if err := c.validate(); err != nil {
+		return false, err
+	}
+	n, err := disconnectScript.Run(ctx, r.rdb,
+		[]string{r.userKey(c.UserID), r.gwKey(c.GatewayID), r.expKey()},
+		c.UserID, c.GatewayID, c.ConnID, r.nowMS(),
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("presence disconnect %s: %w", c.UserID, err)
+	}
+	return n == 1, nil
+}
+
+// KEYS: gateway, exp. ARGV: gateway, expiry, garbage ms, prefix.
+var heartbeatScript = redis.NewScript(`
+local held = redis.call('SMEMBERS', KEYS[1])
+for _, m in ipairs(held) do
+  local sep = string.find(m, '|', 1, true)
+  local user, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+  local ukey = ARGV[4] .. 'u:' .. user
+  redis.call('ZADD', ukey, 'XX', ARGV[2], ARGV[1] .. '|' .. conn)
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[2], user .. '|' .. ARGV[1] .. '|' .. conn)
+  redis.call('PEXPIRE', ukey, ARGV[3])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return #held
+`)
+
+// Heartbeat extends every connection gatewayID holds to TTL from now.
+func (r *Redis) Heartbeat(ctx context.Context, gatewayID string) error {
+	if err := checkIDs(gatewayID); err != nil {
+		return err
+	}
+	err := heartbeatScript.Run(ctx, r.rdb, []string{r.gwKey(gatewayID), r.expKey()},
+		gatewayID, r.nowMS()+r.cfg.TTL.Milliseconds(), r.garbageMS(), r.prefix).Err()
+	if err != nil {
+		return fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+	}
+	return nil
+}
+
+// sweepBatch bounds one script run so a mass expiry never blocks Redis for long.
+const sweepBatch = 500
+
+// KEYS: exp. ARGV: now, prefix, limit. Returns the users who went offline.
+var sweepScript = redis.NewScript(`
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local touched, order = {}, {}
+for _, m in ipairs(dead) do
+  local a = string.find(m, '|', 1, true)
+  local b = string.find(m, '|', a + 1, true)
+  local user, gw, conn = string.sub(m, 1, a - 1), string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', ARGV[2] .. 'u:' .. user, gw .. '|' .. conn)
+  redis.call('SREM', ARGV[2] .. 'g:' .. gw, user .. '|' .. conn)
+  if not touched[user] then touched[user] = true; table.insert(order, user) end
+end
+local offline = {}
+for _, user in ipairs(order) do
+  if redis.call('ZCOUNT', ARGV[2] .. 'u:' .. user, '(' .. ARGV[1], '+inf') == 0 then
+    table.insert(offline, user)
+  end
+end
+return {#dead, offline}
+`)
+
+// Sweep forgets connections whose gateway stopped heartbeating and reports the users who
+// went offline because of it, each once, sorted. Any process may run it; the script makes
+// sure each expiry is reported by exactly one sweeper.
+func (r *Redis) Sweep(ctx context.Context) ([]Transition, error) {
+	now := r.nowMS()
+	seen := map[string]bool{}
+	for {
+		res, err := sweepScript.Run(ctx, r.rdb, []string{r.expKey()}, now, r.prefix, sweepBatch).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("presence sweep: %w", err)
+		}
+		n, _ := res[0].(int64)
+		users, _ := res[1].([]any)
+		for _, u := range users {
+			if s, ok := u.(string); ok {
+				seen[s] = true
+			}
+		}
+		if n < sweepBatch {
+			break
+		}
+	}
+	out := make([]Transition, 0, len(seen))
+	for u := range seen {
+		out = append(out, Transition{UserID: u})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	return out, nil
+}
+
+// Gateways returns, for each user with a live connection, the sorted gateways holding one.
+func (r *Redis) Gateways(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	now := r.nowMS()
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(userIDs))
+	for i, u := range userIDs {
+		cmds[i] = pipe.ZRangeByScore(ctx, r.userKey(u), &redis.ZRangeBy{Min: fmt.Sprintf("(%d", now), Max: "+inf"})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("presence gateways: %w", err)
+	}
+	out := map[string][]string{}
+	for i, u := range userIDs {
+		seen := map[string]bool{}
+		for _, m := range cmds[i].Val() {
+			gw, _, _ := strings.Cut(m, sep)
+			if !seen[gw] {
+				seen[gw] = true
+				out[u] = append(out[u], gw)
+			}
+		}
+		sort.Strings(out[u])
+	}
+	return out, nil
+}
+
+// KEYS: typing key. ARGV: now, window end, garbage ms.
+var typingScript = redis.NewScript(`
+local ends = redis.call('GET', KEYS[1])
+if ends and tonumber(ends) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// Typing reports whether a typing signal of userID in roomID should be forwarded now. The
+// window end is stored as a value from Config.Now (the key's own TTL only collects
+// garbage), so both implementations follow the same clock.
+func (r *Redis) Typing(ctx context.Context, userID, roomID string) (bool, error) {
+	if err := checkIDs(userID, roomID); err != nil {
+		return false, err
+	}
+	now := r.nowMS()
+	throttle := r.cfg.TypingThrottle.Milliseconds()
+	n, err := typingScript.Run(ctx, r.rdb, []string{r.prefix + "t:" + roomID + sep + userID},
+		now, now+throttle, 2*throttle).Int()
+	if err != nil {
+		return false, fmt.Errorf("presence typing: %w", err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,360 @@
+// Package gateway is the WebSocket edge of Parley: it authenticates connections at
+// upgrade, turns client frames into bus events, and writes the events that notification
+// routes to this gateway onto the sockets of their recipients.
+//
+// Every connection has a bounded send queue: a client that cannot keep up is
+// disconnected with the reason slow_consumer and never stalls anyone else.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/protocol"
+)
+
+// Authenticator turns an access token into the user it was issued to.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (userID string, err error)
+}
+
+// Publisher hands what clients do to the rest of the system (the bus in production).
+type Publisher interface {
+	PublishMessage(ctx context.Context, m protocol.MessageSent) error
+	PublishReceipt(ctx context.Context, r protocol.Receipt) error
+	PublishTyping(ctx context.Context, roomID, userID string) error
+	PublishPresence(ctx context.Context, userID string, online bool) error
+}
+
+// Presence records which gateway holds which user's connections.
+type Presence interface {
+	Connect(ctx context.Context, c presence.Conn) (bool, error)
+	Disconnect(ctx context.Context, c presence.Conn) (bool, error)
+	Heartbeat(ctx context.Context, gatewayID string) error
+	Typing(ctx context.Context, userID, roomID string) (bool, error)
+}
+
+// History replays what a reconnecting client missed.
+type History interface {
+	// MessagesAfter returns up to limit messages of roomID with seq > after, oldest first,
+	// as userID may see them (membership and blocks applied).
+	MessagesAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.MessageDelivered, error)
+}
+
+// Config tunes one gateway process.
+type Config struct {
+	// ID names this gateway in presence and routing; unique per process.
+	ID string
+	// AllowedOrigins are the Origin values accepted at upgrade (scheme://host[:port]).
+	// Empty means same host only, as browsers send it.
+	AllowedOrigins []string
+	// MaxFrameBytes bounds one client frame; larger ones close the connection (1009).
+	MaxFrameBytes int64
+	// SendQueue is how many frames may wait for one slow connection before it is dropped.
+	SendQueue int
+	// FramesPerSecond and Burst bound what one user may send across all devices.
+	FramesPerSecond float64
+	Burst           int
+	// PingInterval is how often the server pings; a connection silent for twice as long
+	// is closed.
+	PingInterval time.Duration
+	// WriteTimeout bounds one write to a socket.
+	WriteTimeout time.Duration
+	// ResumeLimit bounds the messages replayed per room on resume.
+	ResumeLimit int
+	// HeartbeatInterval refreshes presence; keep it well under the presence TTL.
+	HeartbeatInterval time.Duration
+	// ReconnectAfter is the advice given to clients when this gateway drains.
+	ReconnectAfter time.Duration
+	// Shards is the number of hub shards (locks); a power of two is not required.
+	Shards int
+}
+
+// DefaultConfig holds the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameBytes:     64 << 10,
+		SendQueue:         256,
+		FramesPerSecond:   20,
+		Burst:             40,
+		PingInterval:      25 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		ResumeLimit:       500,
+		HeartbeatInterval: 15 * time.Second,
+		ReconnectAfter:    time.Second,
+		Shards:            32,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = d.SendQueue
+	}
+	if c.FramesPerSecond <= 0 {
+		c.FramesPerSecond = d.FramesPerSecond
+	}
+	if c.Burst <= 0 {
+		c.Burst = d.Burst
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.ResumeLimit <= 0 {
+		c.ResumeLimit = d.ResumeLimit
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.ReconnectAfter <= 0 {
+		c.ReconnectAfter = d.ReconnectAfter
+	}
+	if c.Shards <= 0 {
+		c.Shards = d.Shards
+	}
+	return c
+}
+
+// Close codes beyond RFC 6455's, in the private 4000–4999 range.
+const (
+	CloseSlowConsumer = 4008
+	CloseUnauthorized = 4001
+)
+
+// Gateway serves /ws. Create it with New, serve it with ServeHTTP, feed it with Deliver,
+// stop it with Drain.
+type Gateway struct {
+	cfg      Config
+	auth     Authenticator
+	pub      Publisher
+	presence Presence
+	history  History
+	log      *slog.Logger
+	metrics  *Metrics
+	upgrader websocket.Upgrader
+
+	hub      *hub
+	draining atomic.Bool
+	connSeq  atomic.Uint64
+	// startMu orders "add a connection" against "start draining", so that wg.Wait in
+	// Drain never races a wg.Add.
+	startMu sync.Mutex
+	wg      sync.WaitGroup
+
+	limitersMu sync.Mutex
+	limiters   map[string]*userLimiter
+}
+
+type userLimiter struct {
+	lim   *rate.Limiter
+	conns int
+}
+
+// New wires a gateway. metrics may be nil (then they are kept but not registered).
+func New(cfg Config, auth Authenticator, pub Publisher, pres Presence, hist History, log *slog.Logger, metrics *Metrics) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if cfg.ID == "" || strings.Contains(cfg.ID, "|") {
+		return nil, fmt.Errorf("gateway: invalid id %q", cfg.ID)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	g := &Gateway{
+		cfg: cfg, auth: auth, pub: pub, presence: pres, history: hist, log: log.With("gateway", cfg.ID),
+		metrics: metrics, hub: newHub(cfg.Shards), limiters: map[string]*userLimiter{},
+	}
+	g.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		Subprotocols:    []string{protocol.Subprotocol},
+		CheckOrigin:     g.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeHTTPError(w, status, "bad_handshake", reason.Error())
+		},
+	}
+	return g, nil
+}
+
+// ID is this gateway's routing id.
+func (g *Gateway) ID() string { return g.cfg.ID }
+
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser: tokens, not origins, protect non-browser clients
+	}
+	if len(g.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, allowed := range g.cfg.AllowedOrigins {
+		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenFromSubprotocols finds "parley.auth.<token>" among the offered subprotocols.
+func tokenFromSubprotocols(r *http.Request) (string, bool) {
+	wantV1 := false
+	token := ""
+	for _, p := range websocket.Subprotocols(r) {
+		switch {
+		case p == protocol.Subprotocol:
+			wantV1 = true
+		case strings.HasPrefix(p, protocol.AuthSubprotocolPrefix):
+			token = strings.TrimPrefix(p, protocol.AuthSubprotocolPrefix)
+		}
+	}
+	return token, wantV1
+}
+
+// ServeHTTP upgrades an authenticated request to a WebSocket connection.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		w.Header().Set("Retry-After", "1")
+		writeHTTPError(w, http.StatusServiceUnavailable, string(protocol.CodeShutdown), "this gateway is shutting down; reconnect")
+		return
+	}
+	token, v1 := tokenFromSubprotocols(r)
+	if !v1 {
+		writeHTTPError(w, http.StatusBadRequest, "bad_handshake", "ask for the "+protocol.Subprotocol+" subprotocol")
+		return
+	}
+	if token == "" {
+		g.metrics.refused.WithLabelValues("no_token").Inc()
+		writeHTTPError(w, http.StatusUnauthorized, string(protocol.CodeUnauthorized), "send the access token as the subprotocol "+protocol.AuthSubprotocolPrefix+"<token>")
+		return
+	}
+	userID, err := g.auth.Authenticate(r.Context(), token)
+	if err != nil {
+		g.metrics.refused.WithLabelValues("bad_token").Inc()
+		writeHTTPError(w, http.StatusUnauthorized, string(protocol.CodeUnauthorized), "invalid or expired access token")
+		return
+	}
+	if !g.checkOrigin(r) {
+		g.metrics.refused.WithLabelValues("origin").Inc()
+		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
+		return
+	}
+	ws, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := g.newConn(ws, userID)
+	g.startMu.Lock()
+	if g.draining.Load() {
+		g.startMu.Unlock()
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, string(protocol.CodeShutdown))
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	g.wg.Add(1)
+	g.hub.add(c) // before unlocking, so Drain's snapshot cannot miss it
+	g.startMu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		c.run()
+	}()
+}
+
+// Deliver writes frame to every local connection of each user. It never blocks: a full
+// queue disconnects that connection instead.
+func (g *Gateway) Deliver(users []string, frame protocol.ServerFrame) {
+	for _, u := range users {
+		for _, c := range g.hub.conns(u) {
+			c.enqueue(frame)
+		}
+	}
+}
+
+// Connections is the number of open connections.
+func (g *Gateway) Connections() int { return g.hub.count() }
+
+// Draining reports whether Drain has started (readiness turns false).
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+// RunHeartbeat refreshes this gateway's presence until ctx ends.
+func (g *Gateway) RunHeartbeat(ctx context.Context) {
+	t := time.NewTicker(g.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := g.presence.Heartbeat(ctx, g.cfg.ID); err != nil && ctx.Err() == nil {
+				g.log.Warn("presence heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+// Drain stops accepting connections, tells every client to reconnect elsewhere, and
+// closes them, returning when all are gone or ctx ends.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.startMu.Lock()
+	g.draining.Store(true)
+	g.startMu.Unlock()
+	advice := protocol.ServerFrame{Type: protocol.FrameReconnect, Code: protocol.CodeShutdown,
+		Message: "this gateway is shutting down", RetryAfterMS: g.cfg.ReconnectAfter.Milliseconds()}
+	for _, c := range g.hub.all() {
+		c.closeAfter(advice, websocket.CloseGoingAway, string(protocol.CodeShutdown))
+	}
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range g.hub.all() {
+			c.ws.Close()
+		}
+		return fmt.Errorf("gateway drain: %d connections left: %w", g.hub.count(), ctx.Err())
+	}
+}
+
+func (g *Gateway) limiter(userID string) *rate.Limiter {
+	g.limitersMu.Lock()
+	defer g.limitersMu.Unlock()
+	l := g.limiters[userID]
+	if l == nil {
+		l = &userLimiter{lim: rate.NewLimiter(rate.Limit(g.cfg.FramesPerSecond), g.cfg.Burst)}
+		g.limiters[userID] = l
+	}
+	l.conns++
+	return l.lim
+}
+
+func (g *Gateway) releaseLimiter(userID string) {
+	g.limitersMu.Lock()
+	defer g.limitersMu.Unlock()
+	if l := g.limiters[userID]; l != nil {
+		l.conns--
+		if l.conns <= 0 {
+			delete(g.limiters, userID)
+		}
+	}
+}

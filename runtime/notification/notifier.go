@@ -1,0 +1,200 @@
+// Package notification fans events out to the people who should see them: it resolves
+// recipients (room members minus those who blocked the sender), finds the gateways that
+// hold their connections, and routes each event only to those gateways. Members with no
+// live connection get a Web Push instead, when a pusher is configured.
+package notification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/runtime/protocol"
+)
+
+// Rooms resolves who should receive a room's events.
+type Rooms interface {
+	// Recipients are the room's members who may see an event caused by actorID: every
+	// member except those who blocked actorID (the actor's own devices included).
+	Recipients(ctx context.Context, roomID, actorID string) ([]string, error)
+	// Contacts are the users sharing a room with userID who did not block them, for
+	// presence.
+	Contacts(ctx context.Context, userID string) ([]string, error)
+}
+
+// Locator says which gateways hold each user's connections.
+type Locator interface {
+	Gateways(ctx context.Context, userIDs []string) (map[string][]string, error)
+}
+
+// Router carries a delivery to one gateway.
+type Router interface {
+	Route(ctx context.Context, gatewayID string, d Delivery) error
+}
+
+// Pusher notifies users with no live connection (Web Push).
+type Pusher interface {
+	PushMessage(ctx context.Context, userID string, m *protocol.MessageDelivered) error
+}
+
+// Notifier turns events into deliveries.
+type Notifier struct {
+	rooms   Rooms
+	locator Locator
+	router  Router
+	pusher  Pusher
+	log     *slog.Logger
+
+	running atomic.Bool
+
+	routed prometheus.Counter
+	pushed prometheus.Counter
+	failed *prometheus.CounterVec
+}
+
+// New wires a notifier; pusher may be nil (no Web Push), reg may be nil.
+func New(rooms Rooms, locator Locator, router Router, pusher Pusher, log *slog.Logger, reg prometheus.Registerer) *Notifier {
+	if log == nil {
+		log = slog.Default()
+	}
+	n := &Notifier{
+		rooms: rooms, locator: locator, router: router, pusher: pusher, log: log,
+		routed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway per event)."}),
+		pushed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_pushes_total", Help: "Web Push notifications handed to the pusher."}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_notification_failures_total", Help: "Fan-out failures, by stage."}, []string{"stage"}),
+	}
+	if reg != nil {
+		reg.MustRegister(n.routed, n.pushed, n.failed)
+	}
+	return n
+}
+
+// fanOut routes frame to every gateway holding one of users, once per gateway, and
+// returns the users with no live connection.
+func (n *Notifier) fanOut(ctx context.Context, users []string, frame protocol.ServerFrame) ([]string, error) {
+	if len(users) == 0 {
+		return nil, nil
+	}
+	gws, err := n.locator.Gateways(ctx, users)
+	if err != nil {
+		n.failed.WithLabelValues("locate").Inc()
+		return nil, fmt.Errorf("locate recipients: %w", err)
+	}
+	byGateway := map[string][]string{}
+	var offline []string
+	for _, u := range users {
+		if len(gws[u]) == 0 {
+			offline = append(offline, u)
+			continue
+		}
+		for _, gw := range gws[u] {
+			byGateway[gw] = append(byGateway[gw], u)
+		}
+	}
+	gateways := make([]string, 0, len(byGateway))
+	for gw := range byGateway {
+		gateways = append(gateways, gw)
+	}
+	sort.Strings(gateways)
+	var errs []error
+	for _, gw := range gateways {
+		if err := n.router.Route(ctx, gw, Delivery{Users: byGateway[gw], Frame: frame}); err != nil {
+			n.failed.WithLabelValues("route").Inc()
+			errs = append(errs, err)
+			continue
+		}
+		n.routed.Inc()
+	}
+	return offline, errors.Join(errs...)
+}
+
+// MessageDelivered acks the sender's devices and delivers the message to every recipient
+// (the sender's other devices included); recipients with no connection get a push.
+func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDelivered) error {
+	recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.SenderID)
+	if err != nil {
+		n.failed.WithLabelValues("recipients").Inc()
+		return fmt.Errorf("recipients of room %s: %w", m.RoomID, err)
+	}
+	if _, err := n.fanOut(ctx, []string{m.SenderID}, protocol.AckFrame(m)); err != nil {
+		return err
+	}
+	offline, err := n.fanOut(ctx, recipients, protocol.MessageFrame(m))
+	if err != nil {
+		return err
+	}
+	if n.pusher == nil {
+		return nil
+	}
+	for _, u := range offline {
+		if u == m.SenderID {
+			continue
+		}
+		if err := n.pusher.PushMessage(ctx, u, m); err != nil {
+			n.failed.WithLabelValues("push").Inc()
+			n.log.Warn("web push failed", "user", u, "room", m.RoomID, "err", err)
+			continue
+		}
+		n.pushed.Inc()
+	}
+	return nil
+}
+
+// MessageRejected tells the sender's devices why their message was refused.
+func (n *Notifier) MessageRejected(ctx context.Context, m *protocol.MessageRejected) error {
+	frame := protocol.ErrorFrame(protocol.ErrorCode(m.Reason), rejectionText(m), protocol.FrameSend, m.ClientID)
+	frame.Room = m.RoomID
+	_, err := n.fanOut(ctx, []string{m.SenderID}, frame)
+	return err
+}
+
+func rejectionText(m *protocol.MessageRejected) string {
+	if m.Detail != "" {
+		return m.Detail
+	}
+	return "message refused: " + string(m.Reason)
+}
+
+// ReceiptUpdated shows a member's moved cursors to the room's members (ticks).
+func (n *Notifier) ReceiptUpdated(ctx context.Context, r *protocol.ReceiptUpdated) error {
+	recipients, err := n.rooms.Recipients(ctx, r.RoomID, r.UserID)
+	if err != nil {
+		n.failed.WithLabelValues("recipients").Inc()
+		return fmt.Errorf("recipients of room %s: %w", r.RoomID, err)
+	}
+	frame := protocol.ServerFrame{Type: protocol.FrameReceipt, Room: r.RoomID, User: r.UserID,
+		DeliveredSeq: r.DeliveredSeq, ReadSeq: r.ReadSeq}
+	_, err = n.fanOut(ctx, recipients, frame)
+	return err
+}
+
+// Typing shows that userID types in roomID to the other members who did not block them.
+func (n *Notifier) Typing(ctx context.Context, roomID, userID string) error {
+	recipients, err := n.rooms.Recipients(ctx, roomID, userID)
+	if err != nil {
+		return fmt.Errorf("recipients of room %s: %w", roomID, err)
+	}
+	others := recipients[:0:0]
+	for _, u := range recipients {
+		if u != userID {
+			others = append(others, u)
+		}
+	}
+	_, err = n.fanOut(ctx, others, protocol.ServerFrame{Type: protocol.FrameTypingOut, Room: roomID, User: userID})
+	return err
+}
+
+// Presence shows userID going online or offline to their contacts.
+func (n *Notifier) Presence(ctx context.Context, userID string, online bool) error {
+	contacts, err := n.rooms.Contacts(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("contacts of %s: %w", userID, err)
+	}
+	_, err = n.fanOut(ctx, contacts, protocol.ServerFrame{Type: protocol.FramePresence, User: userID, Online: &online})
+	return err
+}

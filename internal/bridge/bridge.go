@@ -1,0 +1,251 @@
+// Package bridge adapts the domain services (users, chat) to the interfaces the event
+// edges declare (pipeline, gateway, notification), and the bus to the gateway's
+// publisher. Each adapter is thin: translation of types and of domain errors to reason
+// codes, nothing else.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/parleychat/parley/runtime/bus"
+	"github.com/parleychat/parley/runtime/chat"
+	"github.com/parleychat/parley/runtime/gateway"
+	"github.com/parleychat/parley/runtime/pipeline"
+	"github.com/parleychat/parley/runtime/protocol"
+	"github.com/parleychat/parley/runtime/users"
+)
+
+// Reason maps a chat domain error to the reason code clients see.
+func Reason(err error) protocol.Reason {
+	switch {
+	case errors.Is(err, chat.ErrNotMember):
+		return protocol.ReasonNotMember
+	case errors.Is(err, chat.ErrBlocked):
+		return protocol.ReasonBlocked
+	case errors.Is(err, chat.ErrMessageTooLarge):
+		return protocol.ReasonMessageTooLarge
+	case errors.Is(err, chat.ErrEmptyMessage):
+		return protocol.ReasonEmptyMessage
+	case errors.Is(err, chat.ErrRateLimited):
+		return protocol.ReasonRateLimited
+	case errors.Is(err, chat.ErrRoomNotFound):
+		return protocol.ReasonRoomNotFound
+	default:
+		return protocol.ReasonInvalid
+	}
+}
+
+// Chat adapts *chat.Service to the pipeline, the gateway's history and notification's
+// room lookups.
+type Chat struct {
+	Service *chat.Service
+}
+
+var (
+	_ pipeline.MessageAcceptor = Chat{}
+	_ pipeline.ReceiptAdvancer = Chat{}
+	_ gateway.History          = Chat{}
+)
+
+// AcceptMessages persists the batch through SendBatch (one transaction).
+func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]pipeline.Outcome, error) {
+	reqs := make([]chat.SendRequest, len(in))
+	for i, m := range in {
+		reqs[i] = chat.SendRequest{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, Body: m.Body, Attachments: m.Attachments}
+	}
+	results, err := c.Service.SendBatch(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("send batch: %w", err)
+	}
+	if len(results) != len(in) {
+		return nil, fmt.Errorf("send batch answered %d of %d messages", len(results), len(in))
+	}
+	out := make([]pipeline.Outcome, len(in))
+	for i, r := range results {
+		if r.Err != nil {
+			out[i].Rejected = &protocol.MessageRejected{RoomID: in[i].RoomID, SenderID: in[i].SenderID,
+				ClientID: in[i].ClientID, Reason: Reason(r.Err), Detail: r.Err.Error()}
+			continue
+		}
+		m := r.Message
+		out[i].Delivered = &protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
+	}
+	return out, nil
+}
+
+// AdvanceReceipts moves each cursor; one that did not move (older sequence, or refused)
+// yields nil. Receipts are idempotent and only move forward, so applying them one by one
+// is as safe as one transaction.
+func (c Chat) AdvanceReceipts(ctx context.Context, in []protocol.Receipt) ([]*protocol.ReceiptUpdated, error) {
+	out := make([]*protocol.ReceiptUpdated, len(in))
+	for i, r := range in {
+		before, err := c.receipt(ctx, r.UserID, r.RoomID)
+		if err != nil {
+			if isRefusal(err) {
+				continue
+			}
+			return nil, err
+		}
+		after, err := c.Service.AdvanceReceipt(ctx, r.UserID, r.RoomID, chat.ReceiptKind(r.Kind), r.Seq)
+		if err != nil {
+			if isRefusal(err) {
+				continue
+			}
+			return nil, fmt.Errorf("advance receipt: %w", err)
+		}
+		if after.DeliveredSeq == before.DeliveredSeq && after.ReadSeq == before.ReadSeq {
+			continue
+		}
+		out[i] = &protocol.ReceiptUpdated{RoomID: after.RoomID, UserID: after.UserID,
+			DeliveredSeq: after.DeliveredSeq, ReadSeq: after.ReadSeq, UpdatedAt: after.UpdatedAt}
+	}
+	return out, nil
+}
+
+func isRefusal(err error) bool {
+	return errors.Is(err, chat.ErrNotMember) || errors.Is(err, chat.ErrRoomNotFound) || errors.Is(err, chat.ErrInvalidReceipt)
+}
+
+func (c Chat) receipt(ctx context.Context, userID, roomID string) (chat.Receipt, error) {
+	all, err := c.Service.Receipts(ctx, userID, roomID)
+	if err != nil {
+		return chat.Receipt{}, err
+	}
+	for _, r := range all {
+		if r.UserID == userID {
+			return r, nil
+		}
+	}
+	return chat.Receipt{RoomID: roomID, UserID: userID}, nil
+}
+
+// MessagesAfter replays history for a reconnecting client. Messages of senders the viewer
+// blocked come with an empty body (chat hides them), so sequence numbers stay gap-free.
+func (c Chat) MessagesAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.ServerFrame, error) {
+	page, err := c.Service.History(ctx, userID, roomID, chat.HistoryQuery{Forward: true, After: after, Limit: limit})
+	if err != nil {
+		if errors.Is(err, chat.ErrNotMember) || errors.Is(err, chat.ErrRoomNotFound) {
+			return nil, fmt.Errorf("%w: %w", gateway.ErrForbidden, err)
+		}
+		return nil, err
+	}
+	out := make([]protocol.ServerFrame, 0, len(page.Messages))
+	for _, m := range page.Messages {
+		f := protocol.MessageFrame(&protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt})
+		f.Hidden = m.Hidden
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Recipients are the members who did not block the actor.
+func (c Chat) Recipients(ctx context.Context, roomID, actorID string) ([]string, error) {
+	return c.Service.Recipients(ctx, roomID, actorID)
+}
+
+// People is what Contacts needs of the users service.
+type People interface {
+	BlockerIDs(ctx context.Context, blockedID string) ([]string, error)
+}
+
+// Rooms adds contacts (for presence) to Chat.
+type Rooms struct {
+	Chat
+	People People
+}
+
+// Contacts are everyone sharing a room with userID, minus those who blocked userID.
+func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
+	rooms, err := r.Service.Rooms(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("rooms of %s: %w", userID, err)
+	}
+	blockers, err := r.People.BlockerIDs(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("blockers of %s: %w", userID, err)
+	}
+	skip := map[string]bool{userID: true}
+	for _, b := range blockers {
+		skip[b] = true
+	}
+	seen := map[string]bool{}
+	for _, s := range rooms {
+		members, err := r.Service.Members(ctx, userID, s.Room.ID)
+		if err != nil {
+			return nil, fmt.Errorf("members of %s: %w", s.Room.ID, err)
+		}
+		for _, m := range members {
+			if !skip[m.UserID] {
+				seen[m.UserID] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for u := range seen {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Tokens adapts *users.Auth to the gateway's Authenticator.
+type Tokens struct {
+	Auth *users.Auth
+}
+
+// Authenticate verifies an access token.
+func (t Tokens) Authenticate(_ context.Context, token string) (string, error) {
+	c, err := t.Auth.VerifyAccessToken(token)
+	if err != nil {
+		return "", err
+	}
+	return c.UserID, nil
+}
+
+// Publisher puts what the gateway hears onto the bus.
+type Publisher struct {
+	Bus interface {
+		Publish(ctx context.Context, topic string, recs ...bus.Record) error
+	}
+	// Ephemeral receives typing and presence; they skip the durable bus.
+	Ephemeral interface {
+		Typing(ctx context.Context, roomID, userID string) error
+		Presence(ctx context.Context, userID string, online bool) error
+	}
+}
+
+// PublishMessage produces chat.message_sent keyed by room, so a room keeps its order.
+func (p Publisher) PublishMessage(ctx context.Context, m protocol.MessageSent) error {
+	return p.publish(ctx, protocol.TopicMessageSent, m.RoomID, &m)
+}
+
+// PublishReceipt produces chat.receipt keyed by room.
+func (p Publisher) PublishReceipt(ctx context.Context, r protocol.Receipt) error {
+	return p.publish(ctx, protocol.TopicReceipt, r.RoomID, &r)
+}
+
+// PublishTyping hands typing straight to notification: ephemeral, at most once.
+func (p Publisher) PublishTyping(ctx context.Context, roomID, userID string) error {
+	return p.Ephemeral.Typing(ctx, roomID, userID)
+}
+
+// PublishPresence hands presence straight to notification.
+func (p Publisher) PublishPresence(ctx context.Context, userID string, online bool) error {
+	return p.Ephemeral.Presence(ctx, userID, online)
+}
+
+func (p Publisher) publish(ctx context.Context, topic, key string, payload protocol.Payload) error {
+	raw, err := protocol.Encode(payload)
+	if err != nil {
+		return err
+	}
+	if err := p.Bus.Publish(ctx, topic, bus.Record{Key: []byte(key), Value: raw}); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+// Package e2e runs Parley's roles as separate `parley` processes over real sockets:
+// core, notification and two gateways, against real PostgreSQL and Redis and an
+// in-process Kafka-protocol broker that the test owns.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/internal/chatclient"
+	"github.com/parleychat/parley/internal/testenv"
+	"github.com/parleychat/parley/runtime/protocol"
+)
+
+// buildParley compiles the binary once per test run.
+func buildParley(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "parley")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/parleychat/parley")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one running role.
+type proc struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  strings.Builder
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.Write(b)
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+type cluster struct {
+	t    *testing.T
+	bin  string
+	env  []string
+	proc map[string]*proc
+}
+
+func (c *cluster) start(name, role, addr string, extra ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, addr: addr, done: make(chan struct{})}
+	p.cmd = exec.Command(c.bin, append([]string{role}, extra...)...)
+	p.cmd.Env = append(append(os.Environ(), c.env...), "PARLEY_LISTEN="+addr)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	c.proc[name] = p
+	c.t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if c.t.Failed() {
+			c.t.Logf("--- %s logs ---\n%s", name, tail(p.logs(), 40))
+		}
+	})
+	waitHTTP(c.t, p, "/readyz")
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitHTTP(t *testing.T, p *proc, path string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.addr + path)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited: %s", p.name, tail(p.logs(), 30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ready (%v): %s", p.name, err, tail(p.logs(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestRolesAsSeparateProcesses(t *testing.T) {
+	pg := testenv.Postgres(t)
+	rdb := testenv.Redis(t)
+	brokers := testenv.Kafka(t)
+	bin := buildParley(t)
+	env := []string{
+		"PARLEY_POSTGRES_URL=" + pg,
+		fmt.Sprintf("PARLEY_REDIS_URL=redis://%s/%d", rdb.Addr, rdb.DB),
+		"PARLEY_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"PARLEY_KAFKA_PARTITIONS=4",
+		"PARLEY_BUS=kafka",
+		"PARLEY_JWT_SIGNING_KEY=" + strings.Repeat("e2e-signing-key-", 3),
+		"PARLEY_LOG_LEVEL=info",
+		"PARLEY_PRESENCE_TTL=3s",
+	}
+	run(t, bin, env, "migrate")
+	run(t, bin, env, "migrate") // idempotent
+
+	c := &cluster{t: t, bin: bin, env: env, proc: map[string]*proc{}}
+	core := c.start("core", "core", freeAddr(t))
+	c.start("notification", "notification", freeAddr(t), "--sweep-interval=500ms")
+	gw1 := c.start("gw1", "gateway", freeAddr(t), "--gateway-id=gw1")
+	gw2 := c.start("gw2", "gateway", freeAddr(t), "--gateway-id=gw2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	api := chatclient.New("http://" + core.addr)
+	register := func(name string) chatclient.User {
+		u, err := api.Register(ctx, name, "correct horse battery staple")
+		if err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+		return u
+	}
+	alice, bob, carol := register("alice"), register("bob"), register("carol")
+	dm, err := api.OpenDirect(ctx, alice, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := api.CreateGroup(ctx, alice, "team", []string{bob.ID, carol.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(u chatclient.User, gw *proc) *chatclient.Conn {
+		conn, err := chatclient.Dial(ctx, "ws://"+gw.addr, u.Token)
+		if err != nil {
+			t.Fatalf("dial %s on %s: %v", u.Username, gw.name, err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	aliceWS := dial(alice, gw1)
+	bobPhone, bobLaptop := dial(bob, gw2), dial(bob, gw1)
+	carolWS := dial(carol, gw2)
+
+	// DM across gateways: ack for alice, the message on both of bob's devices.
+	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-1", Room: dm, Body: "hi bob"})
+	ack := next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == "a-1" })
+	if ack.Seq != 1 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	for _, d := range []*chatclient.Conn{bobPhone, bobLaptop} {
+		m := next(t, ctx, d, chatclient.Is(protocol.FrameMessage))
+		if m.Body != "hi bob" || m.Sender != alice.ID || m.MessageID != ack.MessageID {
+			t.Fatalf("bob got %+v", m)
+		}
+	}
+	// Delivered and read receipts come back to alice.
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameMark, Room: dm, Kind: protocol.ReceiptDelivered, Seq: 1})
+	next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool {
+		return f.Type == protocol.FrameReceipt && f.User == bob.ID && f.DeliveredSeq == 1 && f.ReadSeq == 0
+	})
+	send(t, bobLaptop, protocol.ClientFrame{Type: protocol.FrameMark, Room: dm, Kind: protocol.ReceiptRead, Seq: 1})
+	next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool {
+		return f.Type == protocol.FrameReceipt && f.User == bob.ID && f.ReadSeq == 1
+	})
+	// Typing crosses gateways too.
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameTyping, Room: dm})
+	next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameTypingOut && f.User == bob.ID })
+
+	// Group message to bob and carol on different gateways; then carol blocks alice.
+	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-2", Room: group, Body: "hello team"})
+	next(t, ctx, carolWS, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.Body == "hello team" })
+	if err := api.Block(ctx, carol, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-3", Room: group, Body: "not for carol"})
+	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.Body == "not for carol" })
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-1", Room: group, Body: "marker"})
+	got := next(t, ctx, carolWS, chatclient.Is(protocol.FrameMessage))
+	if got.Body != "marker" {
+		t.Fatalf("carol received %q before the marker: a blocked sender reached her", got.Body)
+	}
+
+	// Kill gateway 1 without any cleanup. Alice is offline for bob once presence expires;
+	// meanwhile bob writes; alice reconnects to gateway 2 and resumes with no gap.
+	if err := gw1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-gw1.done
+	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool {
+		return f.Type == protocol.FramePresence && f.User == alice.ID && f.Online != nil && !*f.Online
+	})
+	for i := range 5 {
+		send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: fmt.Sprint("b-dm-", i), Room: dm, Body: fmt.Sprint("while you were away ", i)})
+		next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == fmt.Sprint("b-dm-", i) })
+	}
+	aliceAgain := dial(alice, gw2)
+	send(t, aliceAgain, protocol.ClientFrame{Type: protocol.FrameResume, Rooms: map[string]int64{dm: ack.Seq}})
+	for want := ack.Seq + 1; want <= ack.Seq+5; want++ {
+		m := next(t, ctx, aliceAgain, chatclient.Is(protocol.FrameMessage))
+		if m.Seq != want || m.Room != dm {
+			t.Fatalf("resume gave seq %d (%q), want %d", m.Seq, m.Body, want)
+		}
+	}
+}
+
+func send(t *testing.T, c *chatclient.Conn, f protocol.ClientFrame) {
+	t.Helper()
+	if err := c.Send(f); err != nil {
+		t.Fatalf("send %s: %v", f.Type, err)
+	}
+}
+
+func next(t *testing.T, ctx context.Context, c *chatclient.Conn, match func(protocol.ServerFrame) bool) protocol.ServerFrame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	f, err := c.Next(ctx, match)
+	if err != nil {
+		t.Fatalf("waiting for a frame: %v", err)
+	}
+	return f
+}
+

@@ -1,0 +1,182 @@
+// Package dev is `parley dev`: every role in one process on one port, on embedded
+// defaults (memory store, memory bus, memory presence), each switchable by flag or env to
+// PostgreSQL, Kafka and Redis.
+package dev
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/parleychat/parley/internal/bridge"
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/role/core"
+	"github.com/parleychat/parley/internal/role/deps"
+	wsgateway "github.com/parleychat/parley/runtime/gateway"
+	"github.com/parleychat/parley/runtime/notification"
+	"github.com/parleychat/parley/runtime/pipeline"
+	"github.com/parleychat/parley/runtime/presence"
+)
+
+// Presence backends.
+const (
+	PresenceMemory = "memory"
+	PresenceRedis  = "redis"
+)
+
+// Config of `parley dev`.
+type Config struct {
+	Core     core.Config
+	Bus      deps.BusConfig
+	Presence string
+}
+
+// DefaultConfig runs everything in memory on 127.0.0.1:8080.
+func DefaultConfig() Config {
+	c := core.DefaultConfig()
+	c.Listen, c.Store = "127.0.0.1:8080", core.StoreMemory
+	return Config{Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Partitions: 4}, Presence: PresenceMemory}
+}
+
+// RegisterFlags binds every setting.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Core.RegisterFlags(fs)
+	c.Bus.RegisterFlags(fs)
+	fs.StringVar(&c.Presence, "presence", c.Presence, "presence and routing: memory, or redis (uses --redis-url)")
+}
+
+// Role returns the dev role.
+func Role() cli.Role {
+	return cli.Role{
+		Name:    "dev",
+		Summary: "every role in one process on one port, on embedded defaults (make run)",
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			cfg := DefaultConfig()
+			cfg.RegisterFlags(fs)
+			return func(ctx context.Context, env cli.Env, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
+				}
+				if cfg.Presence != PresenceMemory && cfg.Presence != PresenceRedis {
+					return fmt.Errorf("%w: --presence %q: want memory or redis", cli.ErrUsage, cfg.Presence)
+				}
+				if err := cfg.Bus.Validate(); err != nil {
+					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+				}
+				if cfg.Core.JWTSigningKey == "" {
+					// Tokens die with the process, like the memory store's accounts.
+					key := make([]byte, 32)
+					_, _ = rand.Read(key)
+					cfg.Core.JWTSigningKey = base64.RawURLEncoding.EncodeToString(key)
+				}
+				ln, err := net.Listen("tcp", cfg.Core.Listen)
+				if err != nil {
+					return fmt.Errorf("listen: %w", err)
+				}
+				return Run(ctx, env, cfg, ln)
+			}
+		},
+	}
+}
+
+// Run serves every role on ln until ctx ends.
+func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
+	logger := cfg.Core.Logger(env)
+	app, err := core.Build(ctx, cfg.Core, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer app.Close()
+	b, busPing, err := cfg.Bus.Open(ctx, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer b.Close()
+
+	type routes interface {
+		notification.Router
+		Subscribe(ctx context.Context, gatewayID string, fn func(notification.Delivery)) (func(), error)
+	}
+	var pres interface {
+		notification.Locator
+		wsgateway.Presence
+	}
+	var rts routes
+	switch cfg.Presence {
+	case PresenceRedis:
+		rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer rdb.Close()
+		pres = presence.NewRedis(rdb, "", presence.Config{})
+		rts = notification.NewRedisRoutes(rdb, "", logger)
+		app.API.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	default:
+		pres = presence.NewMemory(presence.Config{})
+		rts = notification.NewMemoryRoutes()
+	}
+
+	chatBridge := bridge.Chat{Service: app.Chat}
+	pipe, err := pipeline.New(b, chatBridge, chatBridge, pipeline.Config{Logger: logger, Registerer: app.Registry})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, nil, logger, app.Registry)
+	gw, err := wsgateway.New(wsgateway.Config{ID: "dev"}, bridge.Tokens{Auth: app.Users.Auth()},
+		bridge.Publisher{Bus: b, Ephemeral: notifier}, pres, chatBridge, logger, wsgateway.NewMetrics(app.Registry))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stop, err := rts.Subscribe(ctx, gw.ID(), func(d notification.Delivery) { gw.Deliver(d.Users, d.Frame) })
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stop()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- pipe.Run(ctx) }()
+	go func() { errc <- notifier.Run(ctx, b) }()
+	go gw.RunHeartbeat(ctx)
+	app.API.AddReadiness("pipeline", func(context.Context) error { return pipe.Ready() })
+	app.API.AddReadiness("notification", func(context.Context) error {
+		if !notifier.Running() {
+			return errors.New("consumer not running")
+		}
+		return nil
+	})
+	app.API.AddReadiness("bus", busPing)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", gw)
+	mux.Handle("/", app.Handler())
+	url := "http://" + ln.Addr().String() + "/"
+	fmt.Fprintf(env.Stdout, "Parley is running at %s  (REST API under /api/v1, WebSocket at /ws; store %s, bus %s, presence %s)\n",
+		url, cfg.Core.Store, cfg.Bus.Kind, cfg.Presence)
+	serveErr := deps.Serve(ctx, logger, ln, mux, 10*time.Second, func(ctx context.Context) {
+		if err := gw.Drain(ctx); err != nil {
+			logger.Warn("drain incomplete", "err", err)
+		}
+	})
+	cancel()
+	for range 2 {
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+			logger.Warn("stopped with error", "err", err)
+		}
+	}
+	return serveErr
+}

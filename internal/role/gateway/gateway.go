@@ -1,0 +1,160 @@
+// Package gateway is the `parley gateway` role: the WebSocket endpoint. It reads the
+// shared settings of core (database for history, signing key for tokens) so that one
+// settings ConfigMap serves every role.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/internal/bridge"
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/role/core"
+	"github.com/parleychat/parley/internal/role/deps"
+	wsgateway "github.com/parleychat/parley/runtime/gateway"
+	"github.com/parleychat/parley/runtime/notification"
+	"github.com/parleychat/parley/runtime/presence"
+)
+
+// Config of the gateway role on top of core's shared settings.
+type Config struct {
+	Core           core.Config
+	Bus            deps.BusConfig
+	ID             string
+	AllowedOrigins string
+	MaxFrameBytes  int64
+	SendQueue      int
+	FramesPerSec   float64
+	PresenceTTL    time.Duration
+	DrainTimeout   time.Duration
+}
+
+// DefaultConfig holds the defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	d := wsgateway.DefaultConfig()
+	return Config{
+		Core: core.DefaultConfig(), ID: host, MaxFrameBytes: d.MaxFrameBytes, SendQueue: d.SendQueue,
+		FramesPerSec: d.FramesPerSecond, PresenceTTL: presence.DefaultConfig().TTL, DrainTimeout: 25 * time.Second,
+	}
+}
+
+// RegisterFlags binds every setting.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Core.RegisterFlags(fs)
+	c.Bus.RegisterFlags(fs)
+	fs.StringVar(&c.ID, "gateway-id", c.ID, "this gateway's routing id, unique per process (the pod name)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated browser origins allowed to connect (empty: same host only)")
+	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", c.MaxFrameBytes, "largest client frame")
+	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before a slow client is dropped")
+	fs.Float64Var(&c.FramesPerSec, "frames-per-second", c.FramesPerSec, "frames per second per user, across devices")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a connection stays online without a heartbeat")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long SIGTERM waits for clients to move elsewhere")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Role returns the gateway role.
+func Role() cli.Role {
+	return cli.Role{
+		Name:    "gateway",
+		Summary: "WebSocket endpoint: authenticates clients, publishes what they send, delivers what notification routes here",
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			cfg := DefaultConfig()
+			cfg.RegisterFlags(fs)
+			return func(ctx context.Context, env cli.Env, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
+				}
+				if err := cfg.Bus.Validate(); err != nil {
+					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+				}
+				if cfg.ID == "" {
+					return fmt.Errorf("%w: --gateway-id is required", cli.ErrUsage)
+				}
+				return run(ctx, env, cfg)
+			}
+		},
+	}
+}
+
+func run(ctx context.Context, env cli.Env, cfg Config) error {
+	logger := cfg.Core.Logger(env).With("role", "gateway")
+	app, err := core.Build(ctx, cfg.Core, logger)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	b, busPing, err := cfg.Bus.Open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	health := deps.NewHealth()
+	pres := presence.NewRedis(rdb, "", presence.Config{TTL: cfg.PresenceTTL})
+	routes := notification.NewRedisRoutes(rdb, "", logger)
+	// Typing and presence are fanned out here, by the gateway that hears them: they are
+	// at most once and never stored, so a bus hop would only add latency.
+	ephemeral := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, pres, routes, nil, logger, nil)
+	gcfg := wsgateway.DefaultConfig()
+	gcfg.ID, gcfg.AllowedOrigins = cfg.ID, splitList(cfg.AllowedOrigins)
+	gcfg.MaxFrameBytes, gcfg.SendQueue, gcfg.FramesPerSecond = cfg.MaxFrameBytes, cfg.SendQueue, cfg.FramesPerSec
+	gcfg.HeartbeatInterval = cfg.PresenceTTL / 3
+	gw, err := wsgateway.New(gcfg, bridge.Tokens{Auth: app.Users.Auth()}, bridge.Publisher{Bus: b, Ephemeral: ephemeral},
+		pres, bridge.Chat{Service: app.Chat}, logger, wsgateway.NewMetrics(health.Registry))
+	if err != nil {
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	stop, err := routes.Subscribe(ctx, gw.ID(), func(d notification.Delivery) { gw.Deliver(d.Users, d.Frame) })
+	if err != nil {
+		return err
+	}
+	defer stop()
+	go gw.RunHeartbeat(ctx)
+
+	health.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	health.AddReadiness("bus", busPing)
+	health.AddReadiness("draining", func(context.Context) error {
+		if gw.Draining() {
+			return errors.New("draining")
+		}
+		return nil
+	})
+	if app.Pool != nil {
+		health.AddReadiness("database", func(ctx context.Context) error { return app.Pool.Ping(ctx) })
+	}
+	mux := http.NewServeMux()
+	health.Register(mux)
+	mux.Handle("GET /ws", gw)
+	ln, err := net.Listen("tcp", cfg.Core.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	logger.Info("parley gateway listening", "addr", ln.Addr().String(), "gateway_id", gw.ID())
+	return deps.Serve(ctx, logger, ln, mux, cfg.DrainTimeout, func(ctx context.Context) {
+		if err := gw.Drain(ctx); err != nil {
+			logger.Warn("drain incomplete", "err", err)
+		}
+	})
+}

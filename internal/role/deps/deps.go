@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,22 +26,17 @@ const (
 
 // BusConfig selects and tunes the bus.
 type BusConfig struct {
-	Kind       string
-	Brokers    string
-	Partitions int
+	Kind  string
+	Kafka bus.KafkaConfig
 }
 
-// RegisterFlags binds --bus, --kafka-brokers and --kafka-partitions.
+// RegisterFlags binds --bus and the Kafka settings (--kafka-brokers, --kafka-partitions, ...).
 func (c *BusConfig) RegisterFlags(fs *flag.FlagSet) {
 	if c.Kind == "" {
 		c.Kind = BusKafka
 	}
-	if c.Partitions == 0 {
-		c.Partitions = 12
-	}
 	fs.StringVar(&c.Kind, "bus", c.Kind, "event bus: kafka, or memory (single process only)")
-	fs.StringVar(&c.Brokers, "kafka-brokers", c.Brokers, "comma-separated Kafka bootstrap servers")
-	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics created at start")
+	c.Kafka.RegisterFlags(fs)
 }
 
 // Validate reports a usage mistake.
@@ -50,38 +44,31 @@ func (c BusConfig) Validate() error {
 	switch {
 	case c.Kind != BusKafka && c.Kind != BusMemory:
 		return fmt.Errorf("--bus %q: want kafka or memory", c.Kind)
-	case c.Kind == BusKafka && len(c.brokers()) == 0:
+	case c.Kind == BusKafka && len(c.Kafka.Brokers) == 0:
 		return errors.New("--kafka-brokers is required with --bus=kafka")
-	case c.Partitions < 1:
+	case c.Kafka.Partitions < 1:
 		return errors.New("--kafka-partitions must be at least 1")
 	}
 	return nil
 }
 
-func (c BusConfig) brokers() []string {
-	var out []string
-	for _, b := range strings.Split(c.Brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-
-// Open returns the bus; for Kafka it first creates the missing topics.
+// Open returns the bus and its readiness probe; for Kafka it first creates the missing
+// topics.
 func (c BusConfig) Open(ctx context.Context, logger *slog.Logger) (bus.Bus, func(context.Context) error, error) {
 	if c.Kind == BusMemory {
-		b, err := bus.NewMemory(c.Partitions)
+		b, err := bus.NewMemory(c.Kafka.Partitions)
 		return b, func(context.Context) error { return nil }, err
+	}
+	kcfg := c.Kafka
+	kcfg.Logger = logger
+	k, err := bus.NewKafka(kcfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	ensure, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := bus.EnsureTopics(ensure, c.brokers(), c.Partitions, protocol.Topics()...); err != nil {
-		return nil, nil, err
-	}
-	k, err := bus.NewKafka(bus.KafkaConfig{Brokers: c.brokers(), Partitions: c.Partitions, Logger: logger})
-	if err != nil {
+	if err := k.EnsureTopics(ensure, protocol.Topics()...); err != nil {
+		k.Close()
 		return nil, nil, err
 	}
 	ping := func(ctx context.Context) error { return k.Ping(ctx, protocol.Topics()...) }

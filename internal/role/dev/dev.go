@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/role/core"
 	"github.com/parleychat/parley/internal/role/deps"
+	"github.com/parleychat/parley/runtime/bus"
 	wsgateway "github.com/parleychat/parley/runtime/gateway"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/pipeline"
@@ -41,7 +42,7 @@ type Config struct {
 func DefaultConfig() Config {
 	c := core.DefaultConfig()
 	c.Listen, c.Store = "127.0.0.1:8080", core.StoreMemory
-	return Config{Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Partitions: 4}, Presence: PresenceMemory}
+	return Config{Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Kafka: bus.KafkaConfig{Partitions: 4}}, Presence: PresenceMemory}
 }
 
 // RegisterFlags binds every setting.

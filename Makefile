@@ -8,7 +8,7 @@ LDFLAGS := -X github.com/parleychat/parley/internal/version.Version=$(VERSION)
 GO ?= go
 KUBECTL ?= kubectl
 HELM_VERSION ?= v3.22.0
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .DEFAULT_GOAL := help
 
@@ -44,6 +44,11 @@ lint: vet ## gofmt check, go vet and staticcheck.
 .PHONY: manifests
 manifests: ## Generate CRD, RBAC and webhook manifests from the API markers.
 	@if [ -d api ]; then $(GO) tool controller-gen rbac:roleName=parley-operator crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac; else echo "no api/ yet"; fi
+	@# The chart ships the same CRD and ClusterRole rules; its test fails if they drift.
+	@if [ -d charts/parley-operator ]; then \
+	  cp config/crd/bases/chat.parley.dev_chatclusters.yaml charts/parley-operator/crds/; \
+	  sed -n '/^rules:/,$$p' config/rbac/role.yaml | tail -n +2 > charts/parley-operator/files/role-rules.yaml; \
+	fi
 
 .PHONY: generate
 generate: ## Generate DeepCopy methods from the API types.
@@ -78,9 +83,18 @@ uninstall: manifests ## Remove the CRDs (and every ChatCluster) from the cluster
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator with kustomize (IMG sets the image).
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) apply --server-side -k config/default
+deploy: manifests ## Deploy the operator with kustomize (IMG sets the image, also the workloads' default).
+	@overlay=$$(mktemp -d config/.deploy.XXXXXX); trap 'rm -rf "$$overlay"' EXIT; \
+	img='$(IMG)'; name=$${img%:*}; tag=$${img##*:}; \
+	if [[ "$$img" != *:* || "$$tag" == */* ]]; then name=$$img; tag=latest; fi; \
+	printf '%s\n' 'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' \
+	  'resources: [../default]' \
+	  "images: [{name: parley, newName: \"$$name\", newTag: \"$$tag\"}]" \
+	  'patches: [{path: default-image.yaml}]' > "$$overlay/kustomization.yaml"; \
+	printf '%s\n' 'apiVersion: apps/v1' 'kind: Deployment' 'metadata: {name: parley-operator, namespace: parley-system}' \
+	  "spec: {template: {spec: {containers: [{name: manager, env: [{name: PARLEY_DEFAULT_IMAGE, value: \"$$img\"}]}]}}}" \
+	  > "$$overlay/default-image.yaml"; \
+	$(KUBECTL) kustomize "$$overlay" | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the operator.

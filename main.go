@@ -9,6 +9,12 @@ import (
 	"syscall"
 
 	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/role/core"
+	"github.com/parleychat/parley/internal/role/dev"
+	"github.com/parleychat/parley/internal/role/gateway"
+	"github.com/parleychat/parley/internal/role/migrate"
+	"github.com/parleychat/parley/internal/role/notification"
+	"github.com/parleychat/parley/internal/role/operator"
 	"github.com/parleychat/parley/internal/version"
 )
 
@@ -21,12 +27,12 @@ func main() {
 
 func roles() []cli.Role {
 	return []cli.Role{
-		cli.NotBuilt("operator", "Kubernetes controller manager for ChatCluster resources", "the operator lands with issue #3"),
-		cli.NotBuilt("gateway", "WebSocket endpoint, web client and presence heartbeats", "the gateway lands with issue #5"),
-		cli.NotBuilt("core", "REST API and the chat.message_sent consumer", "core lands with issue #4"),
-		cli.NotBuilt("notification", "fan-out to gateways and Web Push", "notification lands with issue #5"),
-		cli.NotBuilt("migrate", "apply the database schema", "migrations land with issue #4"),
-		cli.NotBuilt("dev", "every role in one process on embedded defaults", "parley dev lands with issue #5"),
+		operator.Role(),
+		gateway.Role(),
+		core.Role(),
+		notification.Role(),
+		migrate.Role(),
+		dev.Role(),
 		cli.NotBuilt("loadgen", "load generator for the benchmarks", "loadgen lands with issue #5"),
 		{
 			Name:    "version",

@@ -77,50 +77,26 @@ func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]
 	return out, nil
 }
 
-// AdvanceReceipts moves each cursor; one that did not move (older sequence, or refused)
-// yields nil. Receipts are idempotent and only move forward, so applying them one by one
-// is as safe as one transaction.
+// AdvanceReceipts moves the cursors in one transaction; one that did not move (an older
+// sequence, or a refused receipt such as a non-member's) yields nil.
 func (c Chat) AdvanceReceipts(ctx context.Context, in []protocol.Receipt) ([]*protocol.ReceiptUpdated, error) {
-	out := make([]*protocol.ReceiptUpdated, len(in))
+	reqs := make([]chat.ReceiptRequest, len(in))
 	for i, r := range in {
-		before, err := c.receipt(ctx, r.UserID, r.RoomID)
-		if err != nil {
-			if isRefusal(err) {
-				continue
-			}
-			return nil, err
-		}
-		after, err := c.Service.AdvanceReceipt(ctx, r.UserID, r.RoomID, chat.ReceiptKind(r.Kind), r.Seq)
-		if err != nil {
-			if isRefusal(err) {
-				continue
-			}
-			return nil, fmt.Errorf("advance receipt: %w", err)
-		}
-		if after.DeliveredSeq == before.DeliveredSeq && after.ReadSeq == before.ReadSeq {
+		reqs[i] = chat.ReceiptRequest{UserID: r.UserID, RoomID: r.RoomID, Kind: chat.ReceiptKind(r.Kind), Seq: r.Seq}
+	}
+	results, err := c.Service.AdvanceReceipts(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("advance receipts: %w", err)
+	}
+	out := make([]*protocol.ReceiptUpdated, len(in))
+	for i, r := range results {
+		if r.Err != nil || !r.Moved {
 			continue
 		}
-		out[i] = &protocol.ReceiptUpdated{RoomID: after.RoomID, UserID: after.UserID,
-			DeliveredSeq: after.DeliveredSeq, ReadSeq: after.ReadSeq, UpdatedAt: after.UpdatedAt}
+		out[i] = &protocol.ReceiptUpdated{RoomID: r.Receipt.RoomID, UserID: r.Receipt.UserID,
+			DeliveredSeq: r.Receipt.DeliveredSeq, ReadSeq: r.Receipt.ReadSeq, UpdatedAt: r.Receipt.UpdatedAt}
 	}
 	return out, nil
-}
-
-func isRefusal(err error) bool {
-	return errors.Is(err, chat.ErrNotMember) || errors.Is(err, chat.ErrRoomNotFound) || errors.Is(err, chat.ErrInvalidReceipt)
-}
-
-func (c Chat) receipt(ctx context.Context, userID, roomID string) (chat.Receipt, error) {
-	all, err := c.Service.Receipts(ctx, userID, roomID)
-	if err != nil {
-		return chat.Receipt{}, err
-	}
-	for _, r := range all {
-		if r.UserID == userID {
-			return r, nil
-		}
-	}
-	return chat.Receipt{RoomID: roomID, UserID: userID}, nil
 }
 
 // MessagesAfter replays history for a reconnecting client. Messages of senders the viewer
@@ -248,4 +224,27 @@ func (p Publisher) publish(ctx context.Context, topic, key string, payload proto
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
 	return nil
+}
+
+// Announcer tells the bus about what the REST API wrote, so notification fans it out as
+// if it had come through the pipeline.
+type Announcer struct {
+	Bus interface {
+		Publish(ctx context.Context, topic string, recs ...bus.Record) error
+	}
+}
+
+// MessageStored publishes chat.message_delivered for a message sent over REST.
+func (a Announcer) MessageStored(ctx context.Context, m chat.Message) error {
+	p := Publisher{Bus: a.Bus}
+	return p.publish(ctx, protocol.TopicMessageDelivered, m.RoomID, &protocol.MessageDelivered{
+		RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, ServerID: m.ID, Seq: m.Seq,
+		Body: m.Body, Attachments: m.Attachments, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
+}
+
+// ReceiptMoved publishes chat.receipt_updated for a receipt moved over REST.
+func (a Announcer) ReceiptMoved(ctx context.Context, r chat.Receipt) error {
+	p := Publisher{Bus: a.Bus}
+	return p.publish(ctx, protocol.TopicReceiptUpdated, r.RoomID, &protocol.ReceiptUpdated{
+		RoomID: r.RoomID, UserID: r.UserID, DeliveredSeq: r.DeliveredSeq, ReadSeq: r.ReadSeq, UpdatedAt: r.UpdatedAt})
 }

@@ -249,7 +249,9 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	})
 	for i := range 5 {
 		send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: fmt.Sprint("b-dm-", i), Room: dm, Body: fmt.Sprint("while you were away ", i)})
-		next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == fmt.Sprint("b-dm-", i) })
+		next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool {
+			return f.Type == protocol.FrameAck && f.ID == fmt.Sprint("b-dm-", i)
+		})
 	}
 	aliceAgain := dial(alice, gw2)
 	send(t, aliceAgain, protocol.ClientFrame{Type: protocol.FrameResume, Rooms: map[string]int64{dm: ack.Seq}})
@@ -278,4 +280,3 @@ func next(t *testing.T, ctx context.Context, c *chatclient.Conn, match func(prot
 	}
 	return f
 }
-

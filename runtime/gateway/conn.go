@@ -34,7 +34,7 @@ type conn struct {
 	user string
 	lim  *rate.Limiter
 
-	send     chan protocol.ServerFrame
+	send     chan *outbound
 	closeReq chan closeRequest
 	quit     chan struct{} // closed when the connection is finished
 	quitOnce sync.Once
@@ -51,7 +51,7 @@ func (g *Gateway) newConn(ws *websocket.Conn, userID string) *conn {
 		g: g, ws: ws, user: userID,
 		id:       strconv.FormatUint(g.connSeq.Add(1), 36),
 		lim:      g.limiter(userID),
-		send:     make(chan protocol.ServerFrame, g.cfg.SendQueue),
+		send:     make(chan *outbound, g.cfg.SendQueue),
 		closeReq: make(chan closeRequest, 1),
 		quit:     make(chan struct{}),
 		ctx:      ctx, cancel: cancel,
@@ -111,8 +111,34 @@ func (c *conn) finish() {
 	})
 }
 
-// enqueue never blocks: when the queue is full the client is too slow and is dropped.
+// outbound is a frame encoded once, however many connections it goes to.
+type outbound struct {
+	typ protocol.FrameType
+	id  string
+	ref protocol.FrameType
+	raw []byte
+}
+
+func encode(f protocol.ServerFrame) (*outbound, error) {
+	raw, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
+	}
+	return &outbound{typ: f.Type, id: f.ID, ref: f.Ref, raw: raw}, nil
+}
+
+// enqueue encodes f for this connection alone.
 func (c *conn) enqueue(f protocol.ServerFrame) {
+	o, err := encode(f)
+	if err != nil {
+		c.g.log.Error("unencodable frame", "err", err)
+		return
+	}
+	c.enqueueEncoded(o)
+}
+
+// enqueueEncoded never blocks: when the queue is full the client is too slow and is dropped.
+func (c *conn) enqueueEncoded(f *outbound) {
 	if c.dead.Load() {
 		return
 	}
@@ -154,18 +180,14 @@ func (c *conn) closeAfter(last protocol.ServerFrame, code int, reason string) {
 	}
 }
 
-func (c *conn) write(f protocol.ServerFrame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encode %s frame: %w", f.Type, err)
-	}
+func (c *conn) write(f *outbound) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+	if err := c.ws.WriteMessage(websocket.TextMessage, f.raw); err != nil {
 		return err
 	}
-	c.g.metrics.framesOut.WithLabelValues(string(f.Type)).Inc()
-	if f.Type == protocol.FrameAck || (f.Type == protocol.FrameError && f.Ref == protocol.FrameSend) {
-		c.g.observeAck(c.user, f.ID) // a refusal also ends the wait
+	c.g.metrics.framesOut.WithLabelValues(string(f.typ)).Inc()
+	if f.typ == protocol.FrameAck || (f.typ == protocol.FrameError && f.ref == protocol.FrameSend) {
+		c.g.observeAck(c.user, f.id) // a refusal also ends the wait
 	}
 	return nil
 }
@@ -313,8 +335,8 @@ func (c *conn) resume(f protocol.ClientFrame) {
 			c.enqueue(protocol.ServerFrame{Type: protocol.FrameError, Code: code, Message: msg, Ref: f.Type, Room: room})
 			continue
 		}
-		for i := range msgs {
-			c.enqueue(protocol.MessageFrame(&msgs[i]))
+		for _, m := range msgs {
+			c.enqueue(m)
 		}
 	}
 }

@@ -47,9 +47,9 @@ type Presence interface {
 
 // History replays what a reconnecting client missed.
 type History interface {
-	// MessagesAfter returns up to limit messages of roomID with seq > after, oldest first,
-	// as userID may see them (membership and blocks applied).
-	MessagesAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.MessageDelivered, error)
+	// MessagesAfter returns up to limit message frames of roomID with seq > after, oldest
+	// first, as userID may see them (membership and blocks applied).
+	MessagesAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.ServerFrame, error)
 }
 
 // Config tunes one gateway process.
@@ -283,9 +283,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Deliver writes frame to every local connection of each user. It never blocks: a full
 // queue disconnects that connection instead.
 func (g *Gateway) Deliver(users []string, frame protocol.ServerFrame) {
+	o, err := encode(frame) // once, whatever the number of recipients
+	if err != nil {
+		g.log.Error("unencodable frame", "err", err)
+		return
+	}
 	for _, u := range users {
 		for _, c := range g.hub.conns(u) {
-			c.enqueue(frame)
+			c.enqueueEncoded(o)
 		}
 	}
 }

@@ -86,15 +86,15 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 // history is the test's History: room → messages.
 type history map[string][]protocol.MessageDelivered
 
-func (h history) MessagesAfter(_ context.Context, _ string, room string, after int64, limit int) ([]protocol.MessageDelivered, error) {
+func (h history) MessagesAfter(_ context.Context, _ string, room string, after int64, limit int) ([]protocol.ServerFrame, error) {
 	msgs, ok := h[room]
 	if !ok {
 		return nil, fmt.Errorf("room %s: %w", room, ErrForbidden)
 	}
-	var out []protocol.MessageDelivered
-	for _, m := range msgs {
-		if m.Seq > after && len(out) < limit {
-			out = append(out, m)
+	var out []protocol.ServerFrame
+	for i := range msgs {
+		if msgs[i].Seq > after && len(out) < limit {
+			out = append(out, protocol.MessageFrame(&msgs[i]))
 		}
 	}
 	return out, nil

@@ -184,6 +184,7 @@ type ServerFrame struct {
 	Sender       string    `json:"sender,omitempty"`
 	Body         string    `json:"body,omitempty"`
 	Attachments  []string  `json:"attachments,omitempty"`
+	Hidden       bool      `json:"hidden,omitempty"` // history: the viewer blocked the sender
 	CreatedAt    time.Time `json:"created_at,omitzero"`
 	User         string    `json:"user,omitempty"`
 	DeliveredSeq int64     `json:"delivered_seq,omitempty"`

@@ -128,7 +128,7 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	}
 
 	chatBridge := bridge.Chat{Service: app.Chat}
-	pipe, err := pipeline.New(b, chatBridge, chatBridge, pipeline.Config{Logger: logger, Registerer: app.Registry})
+	pipe, err := app.Pipeline(b, pipeline.Config{})
 	if err != nil {
 		ln.Close()
 		return err
@@ -153,7 +153,6 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	go func() { errc <- pipe.Run(ctx) }()
 	go func() { errc <- notifier.Run(ctx, b) }()
 	go gw.RunHeartbeat(ctx)
-	app.API.AddReadiness("pipeline", func(context.Context) error { return pipe.Ready() })
 	app.API.AddReadiness("notification", func(context.Context) error {
 		if !notifier.Running() {
 			return errors.New("consumer not running")

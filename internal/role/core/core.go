@@ -1,0 +1,280 @@
+// Package core is the `parley core` role: the REST API over the users and chat services.
+// Build assembles everything from a Config so the role (and later the pipeline consumer
+// and `parley dev`) share one wiring.
+package core
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parleychat/parley/internal/bridge"
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/role/deps"
+	"github.com/parleychat/parley/runtime/bus"
+	"github.com/parleychat/parley/runtime/chat"
+	"github.com/parleychat/parley/runtime/httpapi"
+	"github.com/parleychat/parley/runtime/pipeline"
+	"github.com/parleychat/parley/runtime/store/memory"
+	"github.com/parleychat/parley/runtime/store/postgres"
+	"github.com/parleychat/parley/runtime/users"
+)
+
+// Store backends.
+const (
+	StorePostgres = "postgres"
+	StoreMemory   = "memory"
+)
+
+// Config is every setting of the role; each is a flag with a PARLEY_* default.
+type Config struct {
+	Listen            string
+	Store             string
+	PostgresURL       string
+	RedisURL          string
+	JWTSigningKey     string
+	TokenTTL          time.Duration
+	RefreshTTL        time.Duration
+	Registration      string
+	MaxMessageBytes   int
+	MessagesPerSecond float64
+	MaxRoomMembers    int
+	LogLevel          string
+}
+
+// DefaultConfig is the role's defaults.
+func DefaultConfig() Config {
+	l := chat.DefaultLimits()
+	u := users.DefaultConfig()
+	return Config{
+		Listen: ":8080", Store: StorePostgres, TokenTTL: 15 * time.Minute, RefreshTTL: u.RefreshTTL,
+		Registration: u.Registration, MaxMessageBytes: l.MaxMessageBytes, MessagesPerSecond: l.MessagesPerSecond,
+		MaxRoomMembers: l.MaxRoomMembers, LogLevel: "info",
+	}
+}
+
+// RegisterFlags binds the config to fs, with the current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address")
+	fs.StringVar(&c.Store, "store", c.Store, "persistence: postgres, or memory (data is lost on exit; for development)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL connection URL (schema applied by parley migrate)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL; accepted for uniform configuration, core keeps sessions and throttling in PostgreSQL")
+	fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "HS256 key for access tokens, at least 32 bytes (shared with the gateway)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "access token lifetime")
+	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", c.RefreshTTL, "refresh token lifetime")
+	fs.StringVar(&c.Registration, "registration", c.Registration, "registration mode: open, closed or invite")
+	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest message body in bytes")
+	fs.Float64Var(&c.MessagesPerSecond, "messages-per-second", c.MessagesPerSecond, "per-user message rate (burst twice that)")
+	fs.IntVar(&c.MaxRoomMembers, "max-room-members", c.MaxRoomMembers, "largest group size")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// Validate reports the first usage mistake.
+func (c Config) Validate() error {
+	switch {
+	case c.Store != StorePostgres && c.Store != StoreMemory:
+		return fmt.Errorf("--store %q: want postgres or memory", c.Store)
+	case c.Store == StorePostgres && c.PostgresURL == "":
+		return errors.New("--postgres-url is required with --store=postgres")
+	case len(c.JWTSigningKey) < users.MinSigningKeyLen:
+		return fmt.Errorf("--jwt-signing-key must be at least %d bytes", users.MinSigningKeyLen)
+	case c.TokenTTL <= 0 || c.RefreshTTL <= 0:
+		return errors.New("--token-ttl and --refresh-ttl must be positive")
+	case c.MaxMessageBytes <= 0 || c.MessagesPerSecond <= 0 || c.MaxRoomMembers < 2:
+		return errors.New("--max-message-bytes and --messages-per-second must be positive, --max-room-members at least 2")
+	}
+	if _, err := users.ParseRegistration(c.Registration); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	return nil
+}
+
+// Logger builds the role's logger at the configured level.
+func (c Config) Logger(env cli.Env) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// App is the assembled core: services, API and the resources to close.
+type App struct {
+	Config   Config
+	Logger   *slog.Logger
+	Pool     *pgxpool.Pool // nil with the memory store
+	Users    *users.Service
+	Chat     *chat.Service
+	API      *httpapi.Server
+	Registry *prometheus.Registry
+}
+
+// Build assembles the app. With the PostgreSQL store it refuses a schema that is not at
+// this binary's version.
+func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	app := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
+	app.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var userStore users.Store
+	var chatStore chat.Store
+	switch cfg.Store {
+	case StorePostgres:
+		pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		if err := postgres.CheckSchema(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		app.Pool = pool
+		userStore, chatStore = postgres.NewUsers(pool), postgres.NewChat(pool)
+	case StoreMemory:
+		logger.Warn("memory store: every account and message is lost on exit")
+		userStore, chatStore = memory.NewUsers(), memory.NewChat()
+	}
+	auth, err := users.NewAuth([]byte(cfg.JWTSigningKey), cfg.TokenTTL, nil)
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
+	ucfg := users.DefaultConfig()
+	ucfg.Registration, ucfg.RefreshTTL = cfg.Registration, cfg.RefreshTTL
+	if app.Users, err = users.NewService(userStore, auth, ucfg, nil); err != nil {
+		app.Close()
+		return nil, err
+	}
+	limits := chat.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MessagesPerSecond: cfg.MessagesPerSecond, MaxRoomMembers: cfg.MaxRoomMembers}
+	if app.Chat, err = chat.NewService(chatStore, app.Users, limits, nil); err != nil {
+		app.Close()
+		return nil, err
+	}
+	app.API = httpapi.New(httpapi.Config{Users: app.Users, Chat: app.Chat, Logger: logger, Registry: app.Registry})
+	app.Chat.SetObserver(app.API.Metrics())
+	if app.Pool != nil {
+		pool := app.Pool
+		app.API.AddReadiness("database", func(ctx context.Context) error { return pool.Ping(ctx) })
+	}
+	return app, nil
+}
+
+// Handler is the HTTP handler of the app.
+func (a *App) Handler() http.Handler { return a.API.Handler() }
+
+// Close releases the database pool.
+func (a *App) Close() {
+	if a.Pool != nil {
+		a.Pool.Close()
+	}
+}
+
+// Serve answers HTTP on ln until ctx ends, then drains in-flight requests.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// Role returns the core role: the REST API and the consumers of chat.message_sent and
+// chat.receipt.
+func Role() cli.Role {
+	return cli.Role{
+		Name:    "core",
+		Summary: "REST API (accounts, rooms, messages, history, receipts, blocks) and the chat.message_sent consumer",
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			cfg := DefaultConfig()
+			cfg.RegisterFlags(fs)
+			var busCfg deps.BusConfig
+			busCfg.RegisterFlags(fs)
+			var pipeCfg pipeline.Config
+			pipeCfg.RegisterFlags(fs)
+			return func(ctx context.Context, env cli.Env, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
+				}
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+				}
+				if err := busCfg.Validate(); err != nil {
+					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+				}
+				logger := cfg.Logger(env).With("role", "core")
+				app, err := Build(ctx, cfg, logger)
+				if err != nil {
+					return err
+				}
+				defer app.Close()
+				b, busPing, err := busCfg.Open(ctx, logger)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				pipe, err := app.Pipeline(b, pipeCfg)
+				if err != nil {
+					return err
+				}
+				app.API.AddReadiness("bus", busPing)
+				ln, err := net.Listen("tcp", cfg.Listen)
+				if err != nil {
+					return fmt.Errorf("listen: %w", err)
+				}
+				logger.Info("parley core listening", "addr", ln.Addr().String(), "store", cfg.Store, "bus", busCfg.Kind, "registration", cfg.Registration)
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				pipeErr := make(chan error, 1)
+				go func() { pipeErr <- pipe.Run(ctx) }()
+				serveErr := app.Serve(ctx, ln)
+				cancel()
+				if err := <-pipeErr; err != nil && ctx.Err() == nil {
+					return fmt.Errorf("pipeline: %w", err)
+				}
+				return serveErr
+			}
+		},
+	}
+}
+
+// Pipeline builds the consumers of chat.message_sent and chat.receipt over b, announces
+// REST writes on b, and adds the consumer to /readyz.
+func (a *App) Pipeline(b bus.Bus, cfg pipeline.Config) (*pipeline.Pipeline, error) {
+	cfg.Logger, cfg.Registerer = a.Logger, a.Registry
+	chatBridge := bridge.Chat{Service: a.Chat}
+	pipe, err := pipeline.New(b, chatBridge, chatBridge, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.API.SetEvents(bridge.Announcer{Bus: b})
+	a.API.AddReadiness("pipeline", func(context.Context) error { return pipe.Ready() })
+	return pipe, nil
+}

@@ -1,0 +1,124 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/testenv"
+	"github.com/parleychat/parley/runtime/store/postgres"
+)
+
+const key = "0123456789abcdef0123456789abcdef"
+
+func runRole(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
+	code := cli.Main(context.Background(), e, []cli.Role{Role()}, append([]string{"core"}, args...))
+	return code, errb.String()
+}
+
+func TestRole_refusesBadConfig(t *testing.T) {
+	unmigrated := testenv.Postgres(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no signing key", map[string]string{"PARLEY_POSTGRES_URL": unmigrated}, nil, cli.ExitUsage, "jwt-signing-key"},
+		{"short signing key", map[string]string{"PARLEY_POSTGRES_URL": unmigrated, "PARLEY_JWT_SIGNING_KEY": "short"}, nil, cli.ExitUsage, "jwt-signing-key"},
+		{"no postgres url", map[string]string{"PARLEY_JWT_SIGNING_KEY": key}, nil, cli.ExitUsage, "postgres-url"},
+		{"bad registration", map[string]string{"PARLEY_JWT_SIGNING_KEY": key, "PARLEY_REGISTRATION": "maybe"}, []string{"--store", "memory"}, cli.ExitUsage, "registration"},
+		{"bad log level", map[string]string{"PARLEY_JWT_SIGNING_KEY": key, "PARLEY_LOG_LEVEL": "loud"}, []string{"--store", "memory"}, cli.ExitUsage, "log-level"},
+		{"kafka without brokers", map[string]string{"PARLEY_JWT_SIGNING_KEY": key}, []string{"--store", "memory"}, cli.ExitUsage, "--kafka-brokers is required"},
+		{"unknown bus", map[string]string{"PARLEY_JWT_SIGNING_KEY": key, "PARLEY_BUS": "carrier-pigeon"}, []string{"--store", "memory"}, cli.ExitUsage, "--bus"},
+		{"unmigrated database", map[string]string{"PARLEY_POSTGRES_URL": unmigrated, "PARLEY_JWT_SIGNING_KEY": key}, []string{"--bus", "memory"}, cli.ExitFailure, "run parley migrate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stderr := runRole(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want %d mentioning %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuild_servesOverPostgres(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dsn := testenv.Postgres(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.PostgresURL, cfg.JWTSigningKey = dsn, key
+	var logs bytes.Buffer
+	app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: &logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"database":"ok"`) {
+		t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Post(base+"/api/v1/auth/register", "application/json", strings.NewReader(`{"username":"alice","password":"correct horse"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || reg.AccessToken == "" {
+		t.Fatalf("register = %d", resp.StatusCode)
+	}
+	if c, err := app.Users.Auth().VerifyAccessToken(reg.AccessToken); err != nil || c.UserID == "" {
+		t.Fatalf("the app's verifier refuses its own token: %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM users WHERE username_key = 'alice'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("alice in PostgreSQL: %d, %v", n, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}

@@ -1,0 +1,53 @@
+package bus
+
+import (
+	"context"
+	"flag"
+	"strings"
+)
+
+// DefaultPartitions is how many partitions EnsureTopics gives a new topic when the role
+// is not told otherwise: enough for several core replicas to share the load.
+const DefaultPartitions = 6
+
+// RegisterFlags registers the Kafka settings on fs (the role's flag set, so every flag also
+// reads PARLEY_KAFKA_*), with the defaults of KafkaConfig.
+func (c *KafkaConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var((*brokerList)(&c.Brokers), "kafka-brokers", "comma-separated Kafka bootstrap addresses (host:port)")
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics created at start (existing topics are left alone)")
+	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", DefaultBatchTimeout, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.MaxWait, "kafka-max-wait", DefaultMaxWait, "longest broker wait of an idle fetch")
+	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", DefaultSessionTimeout, "how long the group waits for a silent member")
+}
+
+// EnsureTopics creates the missing topics with the configured partitions (see the
+// package function EnsureTopics).
+func (k *Kafka) EnsureTopics(ctx context.Context, topics ...string) error {
+	parts := k.cfg.Partitions
+	if parts == 0 {
+		parts = DefaultPartitions
+	}
+	return EnsureTopics(ctx, k.cfg.Brokers, parts, topics...)
+}
+
+type brokerList []string
+
+func (b *brokerList) String() string {
+	if b == nil {
+		return ""
+	}
+	return strings.Join(*b, ",")
+}
+
+func (b *brokerList) Set(v string) error {
+	*b = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*b = append(*b, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,323 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// KafkaConfig tunes the Kafka bus. Zero durations take the defaults below, which favour
+// latency: chat messages are small and a user waits for each one.
+type KafkaConfig struct {
+	Brokers []string
+	// Partitions is what (*Kafka).EnsureTopics gives new topics (default DefaultPartitions).
+	Partitions int
+	// BatchTimeout is how long the writer waits to fill a batch before sending it.
+	// kafka-go's own default is one second, which would add up to a second to every
+	// message; DefaultBatchTimeout is a few milliseconds.
+	BatchTimeout time.Duration
+	// BatchSize is how many records fill a batch (default 100).
+	BatchSize int
+	// MaxWait bounds how long the broker holds a fetch when there is no data (default
+	// 100 ms); a fetch returns as soon as there is data regardless.
+	MaxWait time.Duration
+	// SessionTimeout is how long the group waits for a silent member (a crashed process)
+	// before handing its partitions to others (default 10 s).
+	SessionTimeout time.Duration
+	// HeartbeatInterval must be well under SessionTimeout (default 1 s).
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout is how long a rebalance waits for members to rejoin (default 10 s).
+	RebalanceTimeout time.Duration
+	// Logger receives kafka-go's errors at Warn; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults of KafkaConfig.
+const (
+	DefaultBatchTimeout      = 5 * time.Millisecond
+	DefaultBatchSize         = 100
+	DefaultMaxWait           = 100 * time.Millisecond
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
+	DefaultRebalanceTimeout  = 10 * time.Second
+)
+
+func (c KafkaConfig) withDefaults() KafkaConfig {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.BatchTimeout, DefaultBatchTimeout)
+	set(&c.MaxWait, DefaultMaxWait)
+	set(&c.SessionTimeout, DefaultSessionTimeout)
+	set(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	set(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	return c
+}
+
+// Kafka is the bus over Apache Kafka (or anything speaking its protocol). Topics must
+// exist: create them at start with EnsureTopics.
+type Kafka struct {
+	cfg    KafkaConfig
+	writer *kafka.Writer
+}
+
+// NewKafka returns a Kafka bus. It does not connect until first used.
+func NewKafka(cfg KafkaConfig) (*Kafka, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, fmt.Errorf("%w: no Kafka brokers", ErrInvalidConfig)
+	}
+	if cfg.Partitions < 0 || cfg.BatchTimeout < 0 || cfg.MaxWait < 0 || cfg.SessionTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative partitions or durations", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	if cfg.HeartbeatInterval >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("%w: heartbeat interval %v must be below the session timeout %v",
+			ErrInvalidConfig, cfg.HeartbeatInterval, cfg.SessionTimeout)
+	}
+	w := &kafka.Writer{
+		Addr: kafka.TCP(cfg.Brokers...),
+		// Hashing the key keeps every record of a room on one partition, hence in order.
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: cfg.BatchTimeout,
+		BatchSize:    cfg.BatchSize,
+		// Topics are created deliberately, with the configured partitions (EnsureTopics);
+		// auto-creation would silently pick the broker's default.
+		AllowAutoTopicCreation: false,
+		ErrorLogger:            errorLogger(cfg.Logger),
+	}
+	return &Kafka{cfg: cfg, writer: w}, nil
+}
+
+func errorLogger(l *slog.Logger) kafka.Logger {
+	if l == nil {
+		return nil
+	}
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		l.Warn("kafka", "detail", fmt.Sprintf(format, args...))
+	})
+}
+
+// Publish implements Bus.
+func (k *Kafka) Publish(ctx context.Context, topic string, recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = kafka.Message{Topic: topic, Key: r.Key, Value: r.Value}
+	}
+	if err := k.writer.WriteMessages(ctx, msgs...); err != nil {
+		if errors.Is(err, io.ErrClosedPipe) {
+			return ErrClosed
+		}
+		return fmt.Errorf("publish %d records to %s: %w", len(recs), topic, err)
+	}
+	return nil
+}
+
+// Subscribe implements Bus. The member joins the group on its first Fetch.
+func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if group == "" || topic == "" {
+		return nil, fmt.Errorf("%w: group and topic are required", ErrInvalidConfig)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:  k.cfg.Brokers,
+		GroupID:  group,
+		Topic:    topic,
+		MinBytes: 1,
+		MaxBytes: 10 << 20,
+		MaxWait:  k.cfg.MaxWait,
+		// Zero means synchronous commits: Commit returns only once the broker has them,
+		// which is what lets the caller promise "committed after persisted".
+		CommitInterval:    0,
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    k.cfg.SessionTimeout,
+		HeartbeatInterval: k.cfg.HeartbeatInterval,
+		RebalanceTimeout:  k.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  250 * time.Millisecond,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    500 * time.Millisecond,
+		ErrorLogger:       errorLogger(k.cfg.Logger),
+	})
+	return &kafkaSubscription{r: r}, nil
+}
+
+// Close flushes and closes the writer.
+func (k *Kafka) Close() error {
+	return k.writer.Close()
+}
+
+type kafkaSubscription struct {
+	r *kafka.Reader
+}
+
+// Fetch implements Subscription.
+func (s *kafkaSubscription) Fetch(ctx context.Context, max int, linger time.Duration) ([]Message, error) {
+	if max < 1 {
+		return nil, fmt.Errorf("%w: fetch max must be positive, got %d", ErrInvalidConfig, max)
+	}
+	m, err := s.r.FetchMessage(ctx)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
+	out := []Message{fromKafka(m)}
+	if len(out) >= max || linger <= 0 {
+		return out, nil
+	}
+	// A message abandoned by a cancelled FetchMessage stays in the reader's queue, so
+	// bounding the gathering by a timeout loses nothing.
+	lctx, cancel := context.WithTimeout(ctx, linger)
+	defer cancel()
+	for len(out) < max {
+		m, err := s.r.FetchMessage(lctx)
+		if err != nil {
+			break // the error, if it is not the linger, comes back on the next Fetch
+		}
+		out = append(out, fromKafka(m))
+	}
+	return out, nil
+}
+
+func fromKafka(m kafka.Message) Message {
+	return Message{
+		Topic:         m.Topic,
+		Partition:     m.Partition,
+		Offset:        m.Offset,
+		Key:           m.Key,
+		Value:         m.Value,
+		Time:          m.Time,
+		HighWaterMark: m.HighWaterMark,
+	}
+}
+
+// Commit implements Subscription.
+func (s *kafkaSubscription) Commit(ctx context.Context, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	km := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		km[i] = kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
+	}
+	if err := s.r.CommitMessages(ctx, km...); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+			return ErrClosed
+		}
+		return fmt.Errorf("commit %d offsets: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Close implements Subscription: the member leaves the group so that its partitions move
+// at once instead of after the session timeout.
+func (s *kafkaSubscription) Close() error {
+	return s.r.Close()
+}
+
+// EnsureTopics creates the topics that do not exist yet, with partitions partitions and a
+// replication factor of min(3, number of brokers), and waits until every topic has a
+// leader for each partition. Existing topics are left alone even when their partition
+// count differs: adding partitions would move keys, and with them the order of a room.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	if len(brokers) == 0 || partitions < 1 {
+		return fmt.Errorf("%w: need brokers and at least one partition", ErrInvalidConfig)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	// Topic names are always given: a metadata request for all topics may be answered
+	// from a stale cache.
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	var missing []kafka.TopicConfig
+	replication := min(3, len(meta.Brokers))
+	for _, name := range topics {
+		if topicReady(meta, name) {
+			continue
+		}
+		missing = append(missing, kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: replication})
+	}
+	if len(missing) > 0 {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+		if err != nil {
+			return fmt.Errorf("ensure topics: create: %w", err)
+		}
+		for name, terr := range resp.Errors {
+			// Another replica starting at the same time may have won the race.
+			if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+				return fmt.Errorf("ensure topics: create %s: %w", name, terr)
+			}
+		}
+	}
+	for {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+		if err == nil {
+			ready := true
+			for _, name := range topics {
+				ready = ready && topicReady(meta, name)
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure topics: waiting for leaders: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func topicReady(meta *kafka.MetadataResponse, name string) bool {
+	for _, t := range meta.Topics {
+		if t.Name != name {
+			continue
+		}
+		if t.Error != nil || len(t.Partitions) == 0 {
+			return false
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil || p.Leader.Host == "" {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// Ping asks the brokers for the metadata of topics, for readiness probes: it fails when
+// no broker answers or a topic has no leader.
+func (k *Kafka) Ping(ctx context.Context, topics ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(k.cfg.Brokers...)}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka ping: %w", err)
+	}
+	for _, name := range topics {
+		if !topicReady(meta, name) {
+			return fmt.Errorf("kafka ping: topic %s has no leader: %w", name, ErrUnknownTopic)
+		}
+	}
+	return nil
+}
+
+// Brokers returns the bootstrap addresses the bus was built with.
+func (k *Kafka) Brokers() []string { return append([]string(nil), k.cfg.Brokers...) }

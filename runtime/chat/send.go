@@ -1,0 +1,208 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// SendRequest is one message to send.
+type SendRequest struct {
+	RoomID, SenderID, ClientID, Body string
+	Attachments                      []string // file ids; may be empty
+}
+
+// SendResult answers one SendRequest.
+type SendResult struct {
+	Message   Message // the stored message
+	Duplicate bool    // (SenderID, ClientID) was stored before: Message is the original
+	Err       error   // a domain error for this one request
+}
+
+// SendBatch validates every request (membership, blocks, size, per-user rate), assigns
+// each accepted message its room's next sequence number (per-room, gap-free, starting at
+// 1) and persists the whole batch in ONE database transaction, idempotent on (sender,
+// client id), including duplicates inside the same batch. A non-nil returned error means
+// nothing was committed (the caller retries the batch). results[i] answers reqs[i].
+//
+// The look-ups cost a fixed number of store round trips whatever the batch size
+// (stored duplicates, rooms, memberships), plus one block look-up per distinct sender
+// writing to a direct room.
+func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResult, error) {
+	results := make([]SendResult, len(reqs))
+	if len(reqs) == 0 {
+		return results, nil
+	}
+	now := s.clock()
+
+	// 1. Shape checks, and in-batch duplicates pointing at their first occurrence.
+	first := make(map[ClientKey]int, len(reqs))
+	dupOf := make([]int, len(reqs))
+	var keys []ClientKey
+	var roomIDs []string
+	seenRoom := map[string]bool{}
+	for i, r := range reqs {
+		dupOf[i] = -1
+		if err := s.checkContent(r); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if !validID(r.RoomID) {
+			results[i].Err = ErrRoomNotFound
+			continue
+		}
+		if !validID(r.SenderID) {
+			results[i].Err = ErrNotMember
+			continue
+		}
+		k := ClientKey{r.SenderID, r.ClientID}
+		if j, ok := first[k]; ok {
+			dupOf[i] = j
+			continue
+		}
+		first[k] = i
+		keys = append(keys, k)
+		if !seenRoom[r.RoomID] {
+			seenRoom[r.RoomID] = true
+			roomIDs = append(roomIDs, r.RoomID)
+		}
+	}
+
+	// 2. Already stored: answer with the original without re-validating, so a redelivered
+	// batch is never rejected (for example by the rate limit) after it was accepted.
+	stored, err := s.store.MessagesByClientKey(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	rooms, err := s.store.RoomsByID(ctx, roomIDs)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+
+	// 3. Blocks in direct rooms: the sender is refused when a member of the room blocked
+	// them, which one membership look-up answers together with the senders' own.
+	blockersOf := map[string][]string{}
+	var pairs []Membership
+	seenPair := map[Membership]bool{}
+	addPair := func(p Membership) {
+		if !seenPair[p] {
+			seenPair[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for i, r := range reqs {
+		if results[i].Err != nil || dupOf[i] >= 0 {
+			continue
+		}
+		if _, ok := stored[ClientKey{r.SenderID, r.ClientID}]; ok {
+			continue
+		}
+		room, ok := rooms[r.RoomID]
+		if !ok {
+			continue
+		}
+		addPair(Membership{r.RoomID, r.SenderID})
+		if room.Kind != KindDirect {
+			continue
+		}
+		blockers, ok := blockersOf[r.SenderID]
+		if !ok {
+			if blockers, err = s.people.BlockerIDs(ctx, r.SenderID); err != nil {
+				return nil, fmt.Errorf("blocks: %w", err)
+			}
+			blockersOf[r.SenderID] = blockers
+		}
+		for _, b := range blockers {
+			addPair(Membership{r.RoomID, b})
+		}
+	}
+	member, err := s.store.Memberships(ctx, pairs)
+	if err != nil {
+		return nil, fmt.Errorf("memberships: %w", err)
+	}
+
+	// 4. Decide each request.
+	var toAppend []Message
+	var appendIdx []int
+	for i, r := range reqs {
+		if results[i].Err != nil || dupOf[i] >= 0 {
+			continue
+		}
+		if m, ok := stored[ClientKey{r.SenderID, r.ClientID}]; ok {
+			results[i] = SendResult{Message: m, Duplicate: true}
+			continue
+		}
+		room, ok := rooms[r.RoomID]
+		if !ok {
+			results[i].Err = ErrRoomNotFound
+			continue
+		}
+		if !member[Membership{r.RoomID, r.SenderID}] {
+			results[i].Err = ErrNotMember
+			continue
+		}
+		if room.Kind == KindDirect && slices.ContainsFunc(blockersOf[r.SenderID], func(b string) bool {
+			return member[Membership{r.RoomID, b}]
+		}) {
+			results[i].Err = ErrBlocked
+			continue
+		}
+		if !s.takeToken(r.SenderID, now) {
+			results[i].Err = ErrRateLimited
+			continue
+		}
+		atts := r.Attachments
+		if atts == nil {
+			atts = []string{}
+		}
+		toAppend = append(toAppend, Message{
+			ID: newID(), RoomID: r.RoomID, SenderID: r.SenderID, ClientID: r.ClientID,
+			Body: r.Body, Attachments: atts, CreatedAt: now,
+		})
+		appendIdx = append(appendIdx, i)
+	}
+
+	// 5. One transaction for the batch.
+	if len(toAppend) > 0 {
+		out, err := s.store.AppendMessages(ctx, toAppend)
+		if err != nil {
+			for _, m := range toAppend {
+				s.refundToken(m.SenderID)
+			}
+			return nil, fmt.Errorf("append messages: %w", err)
+		}
+		for j, a := range out {
+			results[appendIdx[j]] = SendResult{Message: a.Message, Duplicate: a.Duplicate}
+		}
+	}
+	persisted, dups, rejected := 0, 0, 0
+	for i := range reqs {
+		if j := dupOf[i]; j >= 0 {
+			results[i] = results[j]
+			if results[i].Err == nil {
+				results[i].Duplicate = true
+			}
+		}
+		switch {
+		case results[i].Err != nil:
+			rejected++
+		case results[i].Duplicate:
+			dups++
+		default:
+			persisted++
+		}
+	}
+	if s.observer != nil {
+		s.observer.BatchCommitted(len(reqs), persisted, dups, rejected)
+	}
+	return results, nil
+}
+
+// Send sends one message (the REST path); the result's Err is returned as the error.
+func (s *Service) Send(ctx context.Context, r SendRequest) (Message, bool, error) {
+	res, err := s.SendBatch(ctx, []SendRequest{r})
+	if err != nil {
+		return Message{}, false, err
+	}
+	return res[0].Message, res[0].Duplicate, res[0].Err
+}

@@ -1,0 +1,105 @@
+package files
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Memory is a MetaStore in a map, for `parley dev` and tests of other packages.
+type Memory struct {
+	mu    sync.Mutex
+	files map[string]File
+}
+
+// NewMemory returns an empty store.
+func NewMemory() *Memory {
+	return &Memory{files: make(map[string]File)}
+}
+
+// Create stores f.
+func (m *Memory) Create(_ context.Context, f File) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.files[f.ID]; ok {
+		return fmt.Errorf("file %s: %w", f.ID, ErrExists)
+	}
+	m.files[f.ID] = f
+	return nil
+}
+
+// Get returns the file.
+func (m *Memory) Get(_ context.Context, id string) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[id]
+	if !ok {
+		return File{}, fmt.Errorf("file %s: %w", id, ErrNotFound)
+	}
+	return f, nil
+}
+
+// MarkRemoved sets the status to removed.
+func (m *Memory) MarkRemoved(_ context.Context, id string) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[id]
+	if !ok {
+		return File{}, fmt.Errorf("file %s: %w", id, ErrNotFound)
+	}
+	if f.Status == StatusRemoved {
+		return f, fmt.Errorf("file %s: %w", id, ErrRemoved)
+	}
+	after := f
+	after.Status, after.ThumbnailID = StatusRemoved, ""
+	m.files[id] = after
+	return f, nil
+}
+
+// SetThumbnail records the thumbnail of an uploaded file.
+func (m *Memory) SetThumbnail(_ context.Context, id, thumbnailID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[id]
+	if !ok {
+		return fmt.Errorf("file %s: %w", id, ErrNotFound)
+	}
+	if f.Status != StatusUploaded {
+		return fmt.Errorf("file %s: %w", id, ErrRemoved)
+	}
+	f.ThumbnailID = thumbnailID
+	m.files[id] = f
+	return nil
+}
+
+// UsedBytes sums the user's files that are not removed.
+func (m *Memory) UsedBytes(_ context.Context, uploaderID string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, f := range m.files {
+		if f.UploaderID == uploaderID && f.Status == StatusUploaded {
+			n += f.Size
+		}
+	}
+	return n, nil
+}
+
+// UploadedBefore lists uploaded files created before t, by id, after afterID.
+func (m *Memory) UploadedBefore(_ context.Context, t time.Time, afterID string, limit int) ([]File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []File
+	for _, f := range m.files {
+		if f.Status == StatusUploaded && f.CreatedAt.Before(t) && f.ID > afterID {
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

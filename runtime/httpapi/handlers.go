@@ -1,0 +1,351 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+
+	"github.com/parleychat/parley/runtime/chat"
+	"github.com/parleychat/parley/runtime/users"
+)
+
+func (s *Server) apiRoutes() []Route {
+	return []Route{
+		{"POST", "/api/v1/auth/register", false, s.register},
+		{"POST", "/api/v1/auth/login", false, s.login},
+		{"POST", "/api/v1/auth/refresh", false, s.refresh},
+		{"POST", "/api/v1/auth/logout", false, s.logout},
+		{"POST", "/api/v1/invites", true, s.createInvite},
+		{"GET", "/api/v1/me", true, s.me},
+		{"PATCH", "/api/v1/me", true, s.updateMe},
+		{"GET", "/api/v1/users", true, s.searchUsers},
+		{"GET", "/api/v1/users/{userID}", true, s.user},
+		{"GET", "/api/v1/blocks", true, s.listBlocks},
+		{"PUT", "/api/v1/blocks/{userID}", true, s.block},
+		{"DELETE", "/api/v1/blocks/{userID}", true, s.unblock},
+		{"GET", "/api/v1/rooms", true, s.listRooms},
+		{"POST", "/api/v1/rooms", true, s.createGroup},
+		{"POST", "/api/v1/rooms/direct", true, s.openDirect},
+		{"GET", "/api/v1/rooms/{roomID}", true, s.room},
+		{"PATCH", "/api/v1/rooms/{roomID}", true, s.updateRoom},
+		{"GET", "/api/v1/rooms/{roomID}/members", true, s.members},
+		{"POST", "/api/v1/rooms/{roomID}/members", true, s.addMember},
+		{"DELETE", "/api/v1/rooms/{roomID}/members/{userID}", true, s.removeMember},
+		{"PUT", "/api/v1/rooms/{roomID}/owner", true, s.transfer},
+		{"GET", "/api/v1/rooms/{roomID}/messages", true, s.history},
+		{"POST", "/api/v1/rooms/{roomID}/messages", true, s.sendMessage},
+		{"GET", "/api/v1/rooms/{roomID}/receipts", true, s.receipts},
+		{"POST", "/api/v1/rooms/{roomID}/receipts", true, s.advanceReceipt},
+	}
+}
+
+type registerRequest struct {
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	DisplayName string `json:"display_name"`
+	InviteCode  string `json:"invite_code"`
+}
+
+type authResponse struct {
+	User users.User `json:"user"`
+	users.Tokens
+}
+
+func (s *Server) register(r *http.Request, _ string) (int, any, error) {
+	var req registerRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	u, t, err := s.cfg.Users.Register(r.Context(), users.Registration(req))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, authResponse{User: u, Tokens: t}, nil
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (s *Server) login(r *http.Request, _ string) (int, any, error) {
+	var req loginRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	u, t, err := s.cfg.Users.Login(r.Context(), req.Username, req.Password, clientAddr(r))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, authResponse{User: u, Tokens: t}, nil
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) refresh(r *http.Request, _ string) (int, any, error) {
+	var req refreshRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.cfg.Users.Refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, t, nil
+}
+
+func (s *Server) logout(r *http.Request, _ string) (int, any, error) {
+	var req refreshRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.cfg.Users.Logout(r.Context(), req.RefreshToken); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (s *Server) createInvite(r *http.Request, me string) (int, any, error) {
+	code, err := s.cfg.Users.CreateInvite(r.Context(), me)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, map[string]string{"code": code}, nil
+}
+
+func (s *Server) me(r *http.Request, me string) (int, any, error) {
+	u, err := s.cfg.Users.User(r.Context(), me)
+	return http.StatusOK, u, err
+}
+
+func (s *Server) updateMe(r *http.Request, me string) (int, any, error) {
+	var req users.ProfileUpdate
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	u, err := s.cfg.Users.UpdateProfile(r.Context(), me, req)
+	return http.StatusOK, u, err
+}
+
+type usersResponse struct {
+	Users []users.User `json:"users"`
+}
+
+func (s *Server) searchUsers(r *http.Request, _ string) (int, any, error) {
+	limit, err := queryInt(r, "limit", 20, 1, users.MaxSearchResults)
+	if err != nil {
+		return 0, nil, err
+	}
+	found, err := s.cfg.Users.Search(r.Context(), r.URL.Query().Get("prefix"), int(limit))
+	return http.StatusOK, usersResponse{Users: found}, err
+}
+
+func (s *Server) user(r *http.Request, _ string) (int, any, error) {
+	u, err := s.cfg.Users.User(r.Context(), r.PathValue("userID"))
+	return http.StatusOK, u, err
+}
+
+func (s *Server) listBlocks(r *http.Request, me string) (int, any, error) {
+	list, err := s.cfg.Users.Blocked(r.Context(), me)
+	return http.StatusOK, usersResponse{Users: list}, err
+}
+
+func (s *Server) block(r *http.Request, me string) (int, any, error) {
+	return http.StatusNoContent, nil, s.cfg.Users.Block(r.Context(), me, r.PathValue("userID"))
+}
+
+func (s *Server) unblock(r *http.Request, me string) (int, any, error) {
+	return http.StatusNoContent, nil, s.cfg.Users.Unblock(r.Context(), me, r.PathValue("userID"))
+}
+
+type roomsResponse struct {
+	Rooms []chat.RoomSummary `json:"rooms"`
+}
+
+func (s *Server) listRooms(r *http.Request, me string) (int, any, error) {
+	list, err := s.cfg.Chat.Rooms(r.Context(), me)
+	return http.StatusOK, roomsResponse{Rooms: list}, err
+}
+
+type createGroupRequest struct {
+	Name      string   `json:"name"`
+	Topic     string   `json:"topic"`
+	MemberIDs []string `json:"member_ids"`
+}
+
+func (s *Server) createGroup(r *http.Request, me string) (int, any, error) {
+	var req createGroupRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	room, err := s.cfg.Chat.CreateGroup(r.Context(), me, req.Name, req.Topic, req.MemberIDs)
+	return http.StatusCreated, room, err
+}
+
+type userRef struct {
+	UserID string `json:"user_id"`
+}
+
+func (s *Server) openDirect(r *http.Request, me string) (int, any, error) {
+	var req userRef
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	room, created, err := s.cfg.Chat.OpenDirect(r.Context(), me, req.UserID)
+	if created {
+		return http.StatusCreated, room, err
+	}
+	return http.StatusOK, room, err
+}
+
+func (s *Server) room(r *http.Request, me string) (int, any, error) {
+	room, err := s.cfg.Chat.Room(r.Context(), me, r.PathValue("roomID"))
+	return http.StatusOK, room, err
+}
+
+type updateRoomRequest struct {
+	Name  *string `json:"name"`
+	Topic *string `json:"topic"`
+}
+
+func (s *Server) updateRoom(r *http.Request, me string) (int, any, error) {
+	var req updateRoomRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	room, err := s.cfg.Chat.UpdateRoom(r.Context(), me, r.PathValue("roomID"), req.Name, req.Topic)
+	return http.StatusOK, room, err
+}
+
+type membersResponse struct {
+	Members []chat.Member `json:"members"`
+}
+
+func (s *Server) members(r *http.Request, me string) (int, any, error) {
+	list, err := s.cfg.Chat.Members(r.Context(), me, r.PathValue("roomID"))
+	return http.StatusOK, membersResponse{Members: list}, err
+}
+
+func (s *Server) addMember(r *http.Request, me string) (int, any, error) {
+	var req userRef
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, s.cfg.Chat.AddMember(r.Context(), me, r.PathValue("roomID"), req.UserID)
+}
+
+func (s *Server) removeMember(r *http.Request, me string) (int, any, error) {
+	return http.StatusNoContent, nil, s.cfg.Chat.RemoveMember(r.Context(), me, r.PathValue("roomID"), r.PathValue("userID"))
+}
+
+func (s *Server) transfer(r *http.Request, me string) (int, any, error) {
+	var req userRef
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, s.cfg.Chat.TransferOwnership(r.Context(), me, r.PathValue("roomID"), req.UserID)
+}
+
+type historyResponse struct {
+	chat.Page
+	// NextBefore pages further back (present when has_more going backwards).
+	NextBefore int64 `json:"next_before,omitempty"`
+	// NextAfter resumes forwards from the last message returned.
+	NextAfter int64 `json:"next_after,omitempty"`
+}
+
+func (s *Server) history(r *http.Request, me string) (int, any, error) {
+	q := r.URL.Query()
+	if q.Has("before") && q.Has("after") {
+		return 0, nil, badRequest("invalid_argument", "use either before or after, not both")
+	}
+	before, err := queryInt(r, "before", 0, 1, math.MaxInt64)
+	if err != nil {
+		return 0, nil, err
+	}
+	after, err := queryInt(r, "after", 0, 0, math.MaxInt64)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", chat.DefaultPageSize, 1, chat.MaxPageSize)
+	if err != nil {
+		return 0, nil, err
+	}
+	hq := chat.HistoryQuery{Forward: q.Has("after"), After: after, Before: before, Limit: int(limit)}
+	p, err := s.cfg.Chat.History(r.Context(), me, r.PathValue("roomID"), hq)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := historyResponse{Page: p}
+	if n := len(p.Messages); n > 0 {
+		resp.NextAfter = p.Messages[n-1].Seq
+		if !hq.Forward && p.HasMore {
+			resp.NextBefore = p.Messages[0].Seq
+		}
+	} else if hq.Forward {
+		resp.NextAfter = after
+	}
+	return http.StatusOK, resp, nil
+}
+
+type sendRequest struct {
+	ClientID    string   `json:"client_id"`
+	Body        string   `json:"body"`
+	Attachments []string `json:"attachments"`
+}
+
+type sendResponse struct {
+	Message   chat.Message `json:"message"`
+	Duplicate bool         `json:"duplicate"`
+}
+
+func (s *Server) sendMessage(r *http.Request, me string) (int, any, error) {
+	var req sendRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	m, dup, err := s.cfg.Chat.Send(r.Context(), chat.SendRequest{
+		RoomID: r.PathValue("roomID"), SenderID: me, ClientID: req.ClientID, Body: req.Body, Attachments: req.Attachments,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if dup {
+		return http.StatusOK, sendResponse{Message: m, Duplicate: true}, nil
+	}
+	if s.cfg.Events != nil {
+		if err := s.cfg.Events.MessageStored(r.Context(), m); err != nil {
+			s.cfg.Logger.Warn("announcing a REST-sent message failed", "room", m.RoomID, "err", err)
+		}
+	}
+	return http.StatusCreated, sendResponse{Message: m}, nil
+}
+
+type receiptsResponse struct {
+	Receipts []chat.Receipt `json:"receipts"`
+}
+
+func (s *Server) receipts(r *http.Request, me string) (int, any, error) {
+	list, err := s.cfg.Chat.Receipts(r.Context(), me, r.PathValue("roomID"))
+	return http.StatusOK, receiptsResponse{Receipts: list}, err
+}
+
+type receiptRequest struct {
+	Kind chat.ReceiptKind `json:"kind"`
+	Seq  int64            `json:"seq"`
+}
+
+func (s *Server) advanceReceipt(r *http.Request, me string) (int, any, error) {
+	var req receiptRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	rc, err := s.cfg.Chat.AdvanceReceipt(r.Context(), me, r.PathValue("roomID"), req.Kind, req.Seq)
+	if err == nil && s.cfg.Events != nil {
+		if err := s.cfg.Events.ReceiptMoved(r.Context(), rc); err != nil {
+			s.cfg.Logger.Warn("announcing a REST receipt failed", "room", rc.RoomID, "err", err)
+		}
+	}
+	return http.StatusOK, rc, err
+}

@@ -1,0 +1,566 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/runtime/chat"
+)
+
+// Chat is the PostgreSQL chat.Store.
+type Chat struct{ pool *pgxpool.Pool }
+
+// NewChat returns a store on pool; the schema must be migrated.
+func NewChat(pool *pgxpool.Pool) *Chat { return &Chat{pool: pool} }
+
+var _ chat.Store = (*Chat)(nil)
+
+const roomCols = `id, kind, name, topic, coalesce(owner_id, ''), last_seq, created_at`
+
+func scanRoom(row pgx.Row, extra ...any) (chat.Room, error) {
+	var r chat.Room
+	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.Name, &r.Topic, &r.OwnerID, &r.LastSeq, &r.CreatedAt}, extra...)...)
+	return r, err
+}
+
+const messageCols = `id, room_id, seq, sender_id, client_id, body, attachments, created_at`
+
+func scanMessage(row pgx.Row) (chat.Message, error) {
+	var m chat.Message
+	err := row.Scan(&m.ID, &m.RoomID, &m.Seq, &m.SenderID, &m.ClientID, &m.Body, &m.Attachments, &m.CreatedAt)
+	if m.Attachments == nil {
+		m.Attachments = []string{}
+	}
+	return m, err
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// CreateDirectRoom implements chat.Store.
+func (s *Chat) CreateDirectRoom(ctx context.Context, room chat.Room, a, b string) (chat.Room, bool, error) {
+	key := min(a, b) + "|" + max(a, b)
+	var out chat.Room
+	created := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO rooms (id, kind, direct_key, created_at) VALUES ($1, 'direct', $2, $3) ON CONFLICT (direct_key) DO NOTHING`,
+			room.ID, key, room.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			created = true
+			if _, err := tx.Exec(ctx, `INSERT INTO members (room_id, user_id, joined_at, receipt_updated_at)
+				SELECT $1, u, $3, $3 FROM unnest($2::text[]) AS u`, room.ID, []string{a, b}, room.CreatedAt); err != nil {
+				return err
+			}
+		}
+		out, err = scanRoom(tx.QueryRow(ctx, `SELECT `+roomCols+` FROM rooms WHERE direct_key = $1`, key))
+		return err
+	})
+	if err != nil {
+		return chat.Room{}, false, fmt.Errorf("create direct room: %w", err)
+	}
+	return out, created, nil
+}
+
+// CreateGroupRoom implements chat.Store.
+func (s *Chat) CreateGroupRoom(ctx context.Context, room chat.Room, memberIDs []string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO rooms (id, kind, name, topic, owner_id, created_at) VALUES ($1, 'group', $2, $3, $4, $5)`,
+			room.ID, room.Name, room.Topic, nullIfEmpty(room.OwnerID), room.CreatedAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO members (room_id, user_id, joined_at, receipt_updated_at)
+			SELECT $1, u, $3, $3 FROM unnest($2::text[]) AS u`, room.ID, memberIDs, room.CreatedAt)
+		return err
+	})
+	if isUniqueViolation(err) {
+		return chat.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("create group room: %w", err)
+	}
+	return nil
+}
+
+// Room implements chat.Store.
+func (s *Chat) Room(ctx context.Context, id string) (chat.Room, error) {
+	r, err := scanRoom(s.pool.QueryRow(ctx, `SELECT `+roomCols+` FROM rooms WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Room{}, chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("select room: %w", err)
+	}
+	return r, nil
+}
+
+// RoomsByID implements chat.Store.
+func (s *Chat) RoomsByID(ctx context.Context, ids []string) (map[string]chat.Room, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+roomCols+` FROM rooms WHERE id = ANY($1)`, pgx.QueryExecModeExec, ids)
+	if err != nil {
+		return nil, fmt.Errorf("select rooms: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]chat.Room{}
+	for rows.Next() {
+		r, err := scanRoom(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan room: %w", err)
+		}
+		out[r.ID] = r
+	}
+	return out, rows.Err()
+}
+
+// Memberships implements chat.Store.
+func (s *Chat) Memberships(ctx context.Context, pairs []chat.Membership) (map[chat.Membership]bool, error) {
+	roomIDs, userIDs := make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		roomIDs[i], userIDs[i] = p.RoomID, p.UserID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.room_id, m.user_id FROM members m
+		JOIN unnest($1::text[], $2::text[]) AS p(room_id, user_id) ON m.room_id = p.room_id AND m.user_id = p.user_id`, pgx.QueryExecModeExec, roomIDs, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("select memberships: %w", err)
+	}
+	defer rows.Close()
+	out := map[chat.Membership]bool{}
+	for rows.Next() {
+		var m chat.Membership
+		if err := rows.Scan(&m.RoomID, &m.UserID); err != nil {
+			return nil, fmt.Errorf("scan membership: %w", err)
+		}
+		out[m] = true
+	}
+	return out, rows.Err()
+}
+
+// UpdateRoom implements chat.Store.
+func (s *Chat) UpdateRoom(ctx context.Context, id string, name, topic *string) (chat.Room, error) {
+	r, err := scanRoom(s.pool.QueryRow(ctx, `UPDATE rooms SET name = coalesce($2, name), topic = coalesce($3, topic) WHERE id = $1 RETURNING `+roomCols, id, name, topic))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Room{}, chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("update room: %w", err)
+	}
+	return r, nil
+}
+
+// SetOwner implements chat.Store.
+func (s *Chat) SetOwner(ctx context.Context, roomID, ownerID string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE rooms SET owner_id = $2 WHERE id = $1`, roomID, ownerID)
+	if err != nil {
+		return fmt.Errorf("set owner: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return chat.ErrNotFound
+	}
+	return nil
+}
+
+// AddMember implements chat.Store.
+func (s *Chat) AddMember(ctx context.Context, roomID, userID string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO members (room_id, user_id, joined_at, receipt_updated_at)
+		SELECT id, $2, $3, $3 FROM rooms WHERE id = $1 ON CONFLICT DO NOTHING`, roomID, userID, at)
+	if err != nil {
+		return fmt.Errorf("add member: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.Room(ctx, roomID); err != nil {
+			return err
+		}
+		return chat.ErrConflict
+	}
+	return nil
+}
+
+// RemoveMember implements chat.Store.
+func (s *Chat) RemoveMember(ctx context.Context, roomID, userID string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM members WHERE room_id = $1 AND user_id = $2`, roomID, userID)
+	if err != nil {
+		return fmt.Errorf("remove member: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return chat.ErrNotFound
+	}
+	return nil
+}
+
+// Members implements chat.Store.
+func (s *Chat) Members(ctx context.Context, roomID string) ([]chat.Member, error) {
+	rows, err := s.pool.Query(ctx, `SELECT room_id, user_id, joined_at FROM members WHERE room_id = $1 ORDER BY user_id`, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("select members: %w", err)
+	}
+	out := []chat.Member{}
+	for rows.Next() {
+		var m chat.Member
+		if err := rows.Scan(&m.RoomID, &m.UserID, &m.JoinedAt); err != nil {
+			return nil, fmt.Errorf("scan member: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MembersAmong implements chat.Store.
+func (s *Chat) MembersAmong(ctx context.Context, roomID string, userIDs []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT user_id FROM members WHERE room_id = $1 AND user_id = ANY($2)`, roomID, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("select members: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("scan members: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// CountMembers implements chat.Store.
+func (s *Chat) CountMembers(ctx context.Context, roomID string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM members WHERE room_id = $1`, roomID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count members: %w", err)
+	}
+	return n, nil
+}
+
+// RoomsOf implements chat.Store.
+func (s *Chat) RoomsOf(ctx context.Context, userID string, exclude []string) ([]chat.RoomSummary, error) {
+	if exclude == nil {
+		exclude = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT r.id, r.kind, r.name, r.topic, coalesce(r.owner_id, ''), r.last_seq, r.created_at,
+			m.delivered_seq, m.read_seq, m.receipt_updated_at,
+			lm.id, lm.seq, lm.sender_id, lm.client_id, lm.body, lm.attachments, lm.created_at,
+			(SELECT count(*) FROM messages u WHERE u.room_id = r.id AND u.seq > m.read_seq AND u.sender_id <> ALL($2)) AS unread
+		FROM members m
+		JOIN rooms r ON r.id = m.room_id
+		LEFT JOIN messages lm ON lm.room_id = r.id AND lm.seq = r.last_seq
+		WHERE m.user_id = $1
+		ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id`, userID, exclude)
+	if err != nil {
+		return nil, fmt.Errorf("select rooms: %w", err)
+	}
+	out := []chat.RoomSummary{}
+	for rows.Next() {
+		var sum chat.RoomSummary
+		var lmID, lmSender, lmClient, lmBody *string
+		var lmSeq *int64
+		var lmAtt []string
+		var lmAt *time.Time
+		r := &sum.Room
+		rc := &sum.Receipt
+		if err := rows.Scan(&r.ID, &r.Kind, &r.Name, &r.Topic, &r.OwnerID, &r.LastSeq, &r.CreatedAt,
+			&rc.DeliveredSeq, &rc.ReadSeq, &rc.UpdatedAt,
+			&lmID, &lmSeq, &lmSender, &lmClient, &lmBody, &lmAtt, &lmAt, &sum.Unread); err != nil {
+			return nil, fmt.Errorf("scan room: %w", err)
+		}
+		rc.RoomID, rc.UserID = r.ID, userID
+		if lmID != nil {
+			if lmAtt == nil {
+				lmAtt = []string{}
+			}
+			sum.LastMessage = &chat.Message{ID: *lmID, RoomID: r.ID, Seq: *lmSeq, SenderID: *lmSender, ClientID: *lmClient, Body: *lmBody, Attachments: lmAtt, CreatedAt: *lmAt}
+		}
+		out = append(out, sum)
+	}
+	return out, rows.Err()
+}
+
+func keyColumns(keys []chat.ClientKey) (senders, clients []string) {
+	senders, clients = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		senders[i], clients[i] = k.SenderID, k.ClientID
+	}
+	return senders, clients
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func messagesByClientKey(ctx context.Context, q querier, keys []chat.ClientKey) (map[chat.ClientKey]chat.Message, error) {
+	out := map[chat.ClientKey]chat.Message{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	senders, clients := keyColumns(keys)
+	rows, err := q.Query(ctx, `SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.attachments, m.created_at
+		FROM messages m JOIN unnest($1::text[], $2::text[]) AS k(sender_id, client_id)
+		ON m.sender_id = k.sender_id AND m.client_id = k.client_id`, pgx.QueryExecModeExec, senders, clients)
+	if err != nil {
+		return nil, fmt.Errorf("select by client key: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan message: %w", err)
+		}
+		out[chat.ClientKey{SenderID: m.SenderID, ClientID: m.ClientID}] = m
+	}
+	return out, rows.Err()
+}
+
+// The batch look-ups below run in QueryExecModeExec: an unnamed statement is planned
+// for each call with the real arrays. A cached statement would switch to a generic plan
+// after five calls, and one made while the table was still small is a sequential scan
+// that stays in use as the table grows, until the next ANALYZE (a 10x slowdown measured
+// on a fresh database).
+
+// MessagesByClientKey implements chat.Store.
+func (s *Chat) MessagesByClientKey(ctx context.Context, keys []chat.ClientKey) (map[chat.ClientKey]chat.Message, error) {
+	return messagesByClientKey(ctx, s.pool, keys)
+}
+
+// AppendMessages implements chat.Store: one transaction, a fixed number of round trips
+// whatever the batch size. First the batch's rooms are locked (in id order, so concurrent
+// batches cannot deadlock), then the client keys are looked up: a concurrent batch for
+// the same room has committed by then, so its messages show up as duplicates rather than
+// as a unique-key failure. Then each room's
+// range of sequence numbers is reserved and the new rows are COPYed. A concurrent writer
+// of the same client key in another room still fails the COPY on the unique key; the
+// caller retries and then sees a duplicate.
+func (s *Chat) AppendMessages(ctx context.Context, msgs []chat.Message) ([]chat.Appended, error) {
+	out := make([]chat.Appended, len(msgs))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		keys := make([]chat.ClientKey, len(msgs))
+		var allRooms []string
+		for i, m := range msgs {
+			keys[i] = chat.ClientKey{SenderID: m.SenderID, ClientID: m.ClientID}
+			if !slices.Contains(allRooms, m.RoomID) {
+				allRooms = append(allRooms, m.RoomID)
+			}
+		}
+		locked, err := tx.Query(ctx, `SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE`, pgx.QueryExecModeExec, allRooms)
+		if err != nil {
+			return fmt.Errorf("lock rooms: %w", err)
+		}
+		lockedIDs, err := pgx.CollectRows(locked, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("lock rooms: %w", err)
+		}
+		if len(lockedIDs) != len(allRooms) {
+			return fmt.Errorf("%d of %d rooms: %w", len(allRooms)-len(lockedIDs), len(allRooms), chat.ErrNotFound)
+		}
+		// After the locks: a concurrent batch for these rooms has committed by now, and
+		// this statement's snapshot sees its rows.
+		existing, err := messagesByClientKey(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+
+		perRoom := map[string]int64{}
+		firstInBatch := map[chat.ClientKey]int{}
+		fresh := make([]int, 0, len(msgs))
+		for i, m := range msgs {
+			k := keys[i]
+			if e, ok := existing[k]; ok {
+				out[i] = chat.Appended{Message: e, Duplicate: true}
+				continue
+			}
+			if _, ok := firstInBatch[k]; ok {
+				continue // filled in after the first copy gets its sequence
+			}
+			firstInBatch[k] = i
+			perRoom[m.RoomID]++
+			fresh = append(fresh, i)
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		roomIDs := make([]string, 0, len(perRoom))
+		for id := range perRoom {
+			roomIDs = append(roomIDs, id)
+		}
+		slices.Sort(roomIDs)
+		var b pgx.Batch
+		for _, id := range roomIDs {
+			b.Queue(`UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`, id, perRoom[id])
+		}
+		br := tx.SendBatch(ctx, &b)
+		next := map[string]int64{}
+		for _, id := range roomIDs {
+			var last int64
+			if err := br.QueryRow().Scan(&last); err != nil {
+				br.Close()
+				return fmt.Errorf("reserve sequence of room %s: %w", id, err)
+			}
+			next[id] = last - perRoom[id] + 1
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("reserve sequence: %w", err)
+		}
+		copyRows := make([][]any, 0, len(fresh))
+		for _, i := range fresh {
+			m := msgs[i]
+			m.Seq = next[m.RoomID]
+			next[m.RoomID]++
+			if m.Attachments == nil {
+				m.Attachments = []string{}
+			}
+			out[i] = chat.Appended{Message: m}
+			copyRows = append(copyRows, []any{m.ID, m.RoomID, m.Seq, m.SenderID, m.ClientID, m.Body, m.Attachments, m.CreatedAt})
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"},
+			[]string{"id", "room_id", "seq", "sender_id", "client_id", "body", "attachments", "created_at"},
+			pgx.CopyFromRows(copyRows)); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("concurrent insert of a client key: %w", chat.ErrConflict)
+			}
+			return fmt.Errorf("copy messages: %w", err)
+		}
+		for i := range msgs {
+			if j, ok := firstInBatch[keys[i]]; ok && j != i {
+				out[i] = chat.Appended{Message: out[j].Message, Duplicate: true}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append messages: %w", err)
+	}
+	return out, nil
+}
+
+// History implements chat.Store.
+func (s *Chat) History(ctx context.Context, roomID string, q chat.HistoryQuery) (chat.Page, error) {
+	var rows pgx.Rows
+	var err error
+	if q.Forward {
+		rows, err = s.pool.Query(ctx, `SELECT `+messageCols+` FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, roomID, q.After, q.Limit+1)
+	} else {
+		before := q.Before
+		if before == 0 {
+			before = math.MaxInt64
+		}
+		rows, err = s.pool.Query(ctx, `SELECT `+messageCols+` FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, roomID, before, q.Limit+1)
+	}
+	if err != nil {
+		return chat.Page{}, fmt.Errorf("select history: %w", err)
+	}
+	p := chat.Page{Messages: []chat.Message{}}
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return chat.Page{}, fmt.Errorf("scan message: %w", err)
+		}
+		p.Messages = append(p.Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		return chat.Page{}, fmt.Errorf("select history: %w", err)
+	}
+	if len(p.Messages) > q.Limit {
+		p.HasMore = true
+		p.Messages = p.Messages[:q.Limit]
+	}
+	if !q.Forward {
+		slices.Reverse(p.Messages)
+	}
+	return p, nil
+}
+
+// AdvanceReceipt implements chat.Store.
+func (s *Chat) AdvanceReceipt(ctx context.Context, roomID, userID string, kind chat.ReceiptKind, seq int64, at time.Time) (chat.Receipt, error) {
+	rc := chat.Receipt{RoomID: roomID, UserID: userID}
+	err := s.pool.QueryRow(ctx, `UPDATE members m SET
+			delivered_seq = greatest(m.delivered_seq, least($4, r.last_seq)),
+			read_seq = CASE WHEN $3 = 'read' THEN greatest(m.read_seq, least($4, r.last_seq)) ELSE m.read_seq END,
+			receipt_updated_at = CASE WHEN least($4, r.last_seq) > m.delivered_seq
+				OR ($3 = 'read' AND least($4, r.last_seq) > m.read_seq) THEN $5 ELSE m.receipt_updated_at END
+		FROM rooms r
+		WHERE r.id = m.room_id AND m.room_id = $1 AND m.user_id = $2
+		RETURNING m.delivered_seq, m.read_seq, m.receipt_updated_at`, roomID, userID, string(kind), seq, at).
+		Scan(&rc.DeliveredSeq, &rc.ReadSeq, &rc.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Receipt{}, chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Receipt{}, fmt.Errorf("advance receipt: %w", err)
+	}
+	return rc, nil
+}
+
+// advanceSQL moves one member's cursors; the CTE reads the old values (locking the row)
+// so the result can say whether anything moved.
+const advanceSQL = `WITH old AS (
+		SELECT m.room_id, m.user_id, m.delivered_seq, m.read_seq, least($4, r.last_seq) AS target
+		FROM members m JOIN rooms r ON r.id = m.room_id
+		WHERE m.room_id = $1 AND m.user_id = $2
+		FOR UPDATE OF m
+	)
+	UPDATE members m SET
+		delivered_seq = greatest(old.delivered_seq, old.target),
+		read_seq = CASE WHEN $3 = 'read' THEN greatest(old.read_seq, old.target) ELSE old.read_seq END,
+		receipt_updated_at = CASE WHEN old.target > old.delivered_seq
+			OR ($3 = 'read' AND old.target > old.read_seq) THEN $5 ELSE m.receipt_updated_at END
+	FROM old
+	WHERE m.room_id = old.room_id AND m.user_id = old.user_id
+	RETURNING m.delivered_seq, m.read_seq, m.receipt_updated_at,
+		(old.target > old.delivered_seq OR ($3 = 'read' AND old.target > old.read_seq)) AS moved`
+
+// AdvanceReceipts implements chat.Store: one transaction, one round trip for the batch.
+func (s *Chat) AdvanceReceipts(ctx context.Context, in []chat.ReceiptRequest, at time.Time) ([]chat.ReceiptAdvanced, error) {
+	out := make([]chat.ReceiptAdvanced, len(in))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, r := range in {
+			b.Queue(advanceSQL, r.RoomID, r.UserID, string(r.Kind), r.Seq, at)
+		}
+		br := tx.SendBatch(ctx, &b)
+		defer br.Close()
+		for i, r := range in {
+			rc := chat.Receipt{RoomID: r.RoomID, UserID: r.UserID}
+			var moved bool
+			err := br.QueryRow().Scan(&rc.DeliveredSeq, &rc.ReadSeq, &rc.UpdatedAt, &moved)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = chat.ReceiptAdvanced{Receipt: rc, Found: true, Moved: moved}
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("advance receipts: %w", err)
+	}
+	return out, nil
+}
+
+// Receipts implements chat.Store.
+func (s *Chat) Receipts(ctx context.Context, roomID string) ([]chat.Receipt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT room_id, user_id, delivered_seq, read_seq, receipt_updated_at FROM members WHERE room_id = $1 ORDER BY user_id`, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("select receipts: %w", err)
+	}
+	out := []chat.Receipt{}
+	for rows.Next() {
+		var rc chat.Receipt
+		if err := rows.Scan(&rc.RoomID, &rc.UserID, &rc.DeliveredSeq, &rc.ReadSeq, &rc.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("scan receipt: %w", err)
+		}
+		out = append(out, rc)
+	}
+	return out, rows.Err()
+}

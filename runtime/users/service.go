@@ -1,0 +1,496 @@
+package users
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Registration modes.
+const (
+	RegistrationOpen   = "open"
+	RegistrationClosed = "closed"
+	RegistrationInvite = "invite"
+)
+
+// Config tunes the service.
+type Config struct {
+	Registration string        // open, closed or invite
+	RefreshTTL   time.Duration // refresh-token lifetime
+	Password     PasswordParams
+	// Login throttling: at most MaxFailuresPerAccount (and PerAddress) failed logins per
+	// ThrottleWindow.
+	MaxFailuresPerAccount int
+	MaxFailuresPerAddress int
+	ThrottleWindow        time.Duration
+}
+
+// DefaultConfig is a safe starting point.
+func DefaultConfig() Config {
+	return Config{
+		Registration:          RegistrationOpen,
+		RefreshTTL:            30 * 24 * time.Hour,
+		Password:              DefaultPasswordParams,
+		MaxFailuresPerAccount: 10,
+		MaxFailuresPerAddress: 50,
+		ThrottleWindow:        15 * time.Minute,
+	}
+}
+
+// ParseRegistration validates a registration mode.
+func ParseRegistration(s string) (string, error) {
+	switch s {
+	case RegistrationOpen, RegistrationClosed, RegistrationInvite:
+		return s, nil
+	}
+	return "", fmt.Errorf("registration %q: want open, closed or invite", s)
+}
+
+// Service is the users domain.
+type Service struct {
+	store Store
+	auth  *Auth
+	cfg   Config
+	now   func() time.Time
+	// dummyHash is verified against when the username is unknown.
+	dummyHash string
+}
+
+// NewService builds the service. now may be nil (time.Now).
+func NewService(store Store, auth *Auth, cfg Config, now func() time.Time) (*Service, error) {
+	if _, err := ParseRegistration(cfg.Registration); err != nil {
+		return nil, err
+	}
+	if cfg.RefreshTTL <= 0 || cfg.ThrottleWindow <= 0 || cfg.MaxFailuresPerAccount <= 0 || cfg.MaxFailuresPerAddress <= 0 {
+		return nil, fmt.Errorf("users config: refresh ttl, throttle window and failure limits must be positive")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	dummy, err := HashPassword("parley-dummy-password", cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{store: store, auth: auth, cfg: cfg, now: now, dummyHash: dummy}, nil
+}
+
+// Auth is the token issuer/verifier the service uses.
+func (s *Service) Auth() *Auth { return s.auth }
+
+// Username rules: 3–32 characters, ASCII letters, digits, '_', '.', '-', starting with a
+// letter or digit. ASCII only so that look-alike names cannot impersonate each other.
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$`)
+
+// CheckUsername enforces the username rules.
+func CheckUsername(name string) error {
+	if !usernameRE.MatchString(name) {
+		return fmt.Errorf("%w: 3-32 characters of letters, digits, '_', '.', '-', starting with a letter or digit", ErrInvalidUsername)
+	}
+	return nil
+}
+
+// Profile field bounds.
+const (
+	MaxDisplayName = 64
+	MaxStatusText  = 140
+	MaxFileID      = 64
+)
+
+func checkText(field, v string, max int) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidProfile, field)
+	}
+	if utf8.RuneCountInString(v) > max {
+		return fmt.Errorf("%w: %s longer than %d characters", ErrInvalidProfile, field, max)
+	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%w: %s contains control characters", ErrInvalidProfile, field)
+	}
+	return nil
+}
+
+// Registration is a register request.
+type Registration struct {
+	Username    string
+	Password    string
+	DisplayName string
+	InviteCode  string
+}
+
+// Tokens is what a successful login or refresh hands out.
+type Tokens struct {
+	AccessToken     string    `json:"access_token"`
+	AccessExpiresAt time.Time `json:"access_expires_at"`
+	RefreshToken    string    `json:"refresh_token"`
+	RefreshExpires  time.Time `json:"refresh_expires_at"`
+	TokenType       string    `json:"token_type"`
+}
+
+// Register creates an account and logs it in.
+func (s *Service) Register(ctx context.Context, r Registration) (User, Tokens, error) {
+	switch s.cfg.Registration {
+	case RegistrationClosed:
+		return User{}, Tokens{}, ErrRegistrationClosed
+	case RegistrationInvite:
+		if r.InviteCode == "" {
+			return User{}, Tokens{}, ErrInviteRequired
+		}
+	}
+	if err := CheckUsername(r.Username); err != nil {
+		return User{}, Tokens{}, err
+	}
+	if err := CheckPassword(r.Password); err != nil {
+		return User{}, Tokens{}, err
+	}
+	if err := checkText("display_name", r.DisplayName, MaxDisplayName); err != nil {
+		return User{}, Tokens{}, err
+	}
+	hash, err := HashPassword(r.Password, s.cfg.Password)
+	if err != nil {
+		return User{}, Tokens{}, err
+	}
+	now := s.clock()
+	a := Account{User: User{ID: NewID(), Username: r.Username, DisplayName: r.DisplayName, CreatedAt: now}, PasswordHash: hash}
+	if a.DisplayName == "" {
+		a.DisplayName = r.Username
+	}
+	if s.cfg.Registration == RegistrationInvite {
+		// A taken name is refused before the code is spent, so a typo does not burn an
+		// invite. The code is consumed before the account exists: if creation still fails
+		// (a concurrent registration took the name) the code is lost, the safe direction
+		// for a single-use secret.
+		if _, err := s.store.AccountByUsername(ctx, r.Username); err == nil {
+			return User{}, Tokens{}, ErrUsernameTaken
+		} else if !errors.Is(err, ErrNotFound) {
+			return User{}, Tokens{}, fmt.Errorf("load account: %w", err)
+		}
+		if err := s.store.UseInvite(ctx, hashSecret(r.InviteCode), a.ID, now); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return User{}, Tokens{}, ErrInviteRequired
+			}
+			return User{}, Tokens{}, fmt.Errorf("use invite: %w", err)
+		}
+	}
+	if err := s.store.CreateAccount(ctx, a); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return User{}, Tokens{}, ErrUsernameTaken
+		}
+		return User{}, Tokens{}, fmt.Errorf("create account: %w", err)
+	}
+	t, err := s.startSession(ctx, a.ID)
+	if err != nil {
+		return User{}, Tokens{}, err
+	}
+	return a.User, t, nil
+}
+
+// CreateInvite returns a new single-use invite code made by userID.
+func (s *Service) CreateInvite(ctx context.Context, userID string) (string, error) {
+	code, err := randomSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := s.store.CreateInvite(ctx, hashSecret(code), userID, s.clock()); err != nil {
+		return "", fmt.Errorf("create invite: %w", err)
+	}
+	return code, nil
+}
+
+// Login checks the password and starts a session. addr is the client's address, for
+// per-address throttling. Failures are counted per account and per address; an unknown
+// username counts too, so the throttle does not reveal which names exist.
+func (s *Service) Login(ctx context.Context, username, password, addr string) (User, Tokens, error) {
+	now := s.now()
+	// Keys are bounded: a 60 KB "username" must not become a 60 KB primary key.
+	accountKey := "login:account:" + strings.ToLower(truncate(username, 64))
+	addrKey := "login:addr:" + truncate(addr, 64)
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{accountKey, s.cfg.MaxFailuresPerAccount}, {addrKey, s.cfg.MaxFailuresPerAddress}} {
+		n, err := s.store.Failures(ctx, k.key, now, s.cfg.ThrottleWindow)
+		if err != nil {
+			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+		}
+		if n >= k.limit {
+			return User{}, Tokens{}, ErrThrottled
+		}
+	}
+	fail := func() (User, Tokens, error) {
+		for _, k := range []string{accountKey, addrKey} {
+			if _, err := s.store.RecordFailure(ctx, k, now, s.cfg.ThrottleWindow); err != nil {
+				return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+			}
+		}
+		return User{}, Tokens{}, ErrInvalidCredentials
+	}
+	if len(password) > MaxPasswordLen || CheckUsername(username) != nil {
+		return fail() // no account can match; the store never sees the odd bytes
+	}
+	a, err := s.store.AccountByUsername(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		// Hash anyway so that response time does not reveal which names exist.
+		_, _ = VerifyPassword(password, s.dummyHash)
+		return fail()
+	}
+	if err != nil {
+		return User{}, Tokens{}, fmt.Errorf("load account: %w", err)
+	}
+	ok, err := VerifyPassword(password, a.PasswordHash)
+	if err != nil {
+		return User{}, Tokens{}, fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return fail()
+	}
+	if err := s.store.ResetFailures(ctx, accountKey); err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	}
+	t, err := s.startSession(ctx, a.ID)
+	if err != nil {
+		return User{}, Tokens{}, err
+	}
+	return a.User, t, nil
+}
+
+// Refresh rotates a refresh token: the old one is revoked, a new pair is issued.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	sess, err := s.liveSession(ctx, refreshToken)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.store.RevokeSession(ctx, sess.ID, s.clock()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Tokens{}, ErrInvalidToken // lost a race with a concurrent refresh or logout
+		}
+		return Tokens{}, fmt.Errorf("revoke session: %w", err)
+	}
+	return s.startSession(ctx, sess.UserID)
+}
+
+// Logout revokes the refresh token. Logging out twice is not an error.
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	sess, err := s.store.SessionByTokenHash(ctx, hashSecret(refreshToken))
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	if !sess.RevokedAt.IsZero() {
+		return nil
+	}
+	if err := s.store.RevokeSession(ctx, sess.ID, s.clock()); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) liveSession(ctx context.Context, refreshToken string) (Session, error) {
+	if refreshToken == "" {
+		return Session{}, ErrInvalidToken
+	}
+	sess, err := s.store.SessionByTokenHash(ctx, hashSecret(refreshToken))
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, ErrInvalidToken
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("load session: %w", err)
+	}
+	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) {
+		return Session{}, ErrInvalidToken
+	}
+	return sess, nil
+}
+
+func (s *Service) startSession(ctx context.Context, userID string) (Tokens, error) {
+	refresh, err := randomSecret()
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := s.clock()
+	sess := Session{ID: NewID(), UserID: userID, TokenHash: hashSecret(refresh), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return Tokens{}, fmt.Errorf("create session: %w", err)
+	}
+	access, exp, err := s.auth.IssueAccessToken(userID)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{AccessToken: access, AccessExpiresAt: exp, RefreshToken: refresh, RefreshExpires: sess.ExpiresAt, TokenType: "Bearer"}, nil
+}
+
+// MaxIDLength bounds user ids accepted from callers.
+const MaxIDLength = 128
+
+// validID screens ids before they reach the store: PostgreSQL refuses NUL and invalid
+// UTF-8 in text with an error, which must be a precise "not found" instead.
+func validID(id string) bool {
+	return id != "" && len(id) <= MaxIDLength && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
+}
+
+// User returns a user's profile.
+func (s *Service) User(ctx context.Context, id string) (User, error) {
+	if !validID(id) {
+		return User{}, ErrUserNotFound
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUserNotFound
+	}
+	return u, err
+}
+
+// UpdateProfile changes the caller's profile.
+func (s *Service) UpdateProfile(ctx context.Context, userID string, p ProfileUpdate) (User, error) {
+	if p.DisplayName != nil {
+		if err := checkText("display_name", *p.DisplayName, MaxDisplayName); err != nil {
+			return User{}, err
+		}
+		if strings.TrimSpace(*p.DisplayName) == "" {
+			return User{}, fmt.Errorf("%w: display_name is blank", ErrInvalidProfile)
+		}
+	}
+	if p.StatusText != nil {
+		if err := checkText("status_text", *p.StatusText, MaxStatusText); err != nil {
+			return User{}, err
+		}
+	}
+	if p.AvatarFileID != nil {
+		if err := CheckFileID(*p.AvatarFileID); err != nil && *p.AvatarFileID != "" {
+			return User{}, fmt.Errorf("%w: avatar_file_id: %w", ErrInvalidProfile, err)
+		}
+	}
+	u, err := s.store.UpdateProfile(ctx, userID, p)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUserNotFound
+	}
+	return u, err
+}
+
+var fileIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// CheckFileID accepts the shape of ids the files service will hand out.
+func CheckFileID(id string) error {
+	if !fileIDRE.MatchString(id) {
+		return fmt.Errorf("file id %q: 1-64 characters of letters, digits, '_' or '-'", id)
+	}
+	return nil
+}
+
+// MaxSearchResults bounds a prefix search.
+const MaxSearchResults = 50
+
+// Search finds users by username prefix (case-insensitive).
+func (s *Service) Search(ctx context.Context, prefix string, limit int) ([]User, error) {
+	if limit <= 0 || limit > MaxSearchResults {
+		limit = MaxSearchResults
+	}
+	prefix = strings.ToLower(prefix)
+	if prefix == "" || len(prefix) > 32 || !utf8.ValidString(prefix) || strings.ContainsFunc(prefix, func(r rune) bool { return r < 0x20 }) {
+		return nil, fmt.Errorf("%w: prefix must be 1-32 characters", ErrInvalidUsername)
+	}
+	return s.store.SearchUsers(ctx, prefix, limit)
+}
+
+// Block makes blockerID block blockedID. Blocking twice is not an error.
+func (s *Service) Block(ctx context.Context, blockerID, blockedID string) error {
+	if blockerID == blockedID {
+		return ErrBlockSelf
+	}
+	if _, err := s.User(ctx, blockedID); err != nil {
+		return err
+	}
+	return s.store.Block(ctx, blockerID, blockedID, s.clock())
+}
+
+// Unblock lifts a block. Unblocking someone not blocked is not an error.
+func (s *Service) Unblock(ctx context.Context, blockerID, blockedID string) error {
+	if !validID(blockedID) {
+		return nil // nobody with that id can be blocked
+	}
+	return s.store.Unblock(ctx, blockerID, blockedID)
+}
+
+// Blocked lists the users blockerID has blocked.
+func (s *Service) Blocked(ctx context.Context, blockerID string) ([]User, error) {
+	ids, err := s.store.BlockedIDs(ctx, blockerID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(ids))
+	for _, id := range ids {
+		u, err := s.store.UserByID(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// The methods below let the chat service ask about people without importing this
+// package's store.
+
+// Exists reports whether a user exists.
+func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
+	if !validID(id) {
+		return false, nil
+	}
+	_, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// BlockedIDs lists whom blockerID blocked.
+func (s *Service) BlockedIDs(ctx context.Context, blockerID string) ([]string, error) {
+	if !validID(blockerID) {
+		return []string{}, nil
+	}
+	return s.store.BlockedIDs(ctx, blockerID)
+}
+
+// BlockerIDs lists who blocked blockedID.
+func (s *Service) BlockerIDs(ctx context.Context, blockedID string) ([]string, error) {
+	if !validID(blockedID) {
+		return []string{}, nil
+	}
+	return s.store.BlockerIDs(ctx, blockedID)
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// hashSecret: refresh tokens and invite codes are 256-bit random, so a plain SHA-256 is
+// enough to make a stolen table useless.
+func hashSecret(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// clock is now at the database's microsecond precision.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "?"), "\x00", "?")
+}

@@ -1,0 +1,82 @@
+// Package webpushpg is the PostgreSQL implementation of webpush.Store.
+package webpushpg
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/runtime/webpush"
+)
+
+// Schema is the DDL of the webpush_subscriptions table, idempotent.
+//
+//go:embed schema.sql
+var Schema string
+
+// Store keeps subscriptions in the webpush_subscriptions table.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a store on pool; the schema must already exist (see ApplySchema).
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool}
+}
+
+// ApplySchema creates the table and index if they are missing.
+func ApplySchema(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, Schema); err != nil {
+		return fmt.Errorf("webpushpg: apply schema: %w", err)
+	}
+	return nil
+}
+
+// Add implements webpush.Store: one statement, so concurrent adds of the same endpoint
+// leave exactly one row, owned by the last writer.
+func (s *Store) Add(ctx context.Context, userID string, sub webpush.Subscription) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO webpush_subscriptions (endpoint, user_id, p256dh, auth)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (endpoint) DO UPDATE
+		SET user_id = EXCLUDED.user_id, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth, updated_at = now()`,
+		sub.Endpoint, userID, sub.Keys.P256dh, sub.Keys.Auth)
+	if err != nil {
+		return fmt.Errorf("webpushpg: add subscription for %s: %w", userID, err)
+	}
+	return nil
+}
+
+// ListByUser implements webpush.Store. COLLATE "C" orders by bytes, as the memory store does.
+func (s *Store) ListByUser(ctx context.Context, userID string) ([]webpush.Subscription, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT endpoint, p256dh, auth FROM webpush_subscriptions
+		WHERE user_id = $1 ORDER BY endpoint COLLATE "C"`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("webpushpg: list subscriptions of %s: %w", userID, err)
+	}
+	subs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (webpush.Subscription, error) {
+		var sub webpush.Subscription
+		err := row.Scan(&sub.Endpoint, &sub.Keys.P256dh, &sub.Keys.Auth)
+		return sub, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webpushpg: list subscriptions of %s: %w", userID, err)
+	}
+	return subs, nil
+}
+
+// Delete implements webpush.Store.
+func (s *Store) Delete(ctx context.Context, endpoint string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM webpush_subscriptions WHERE endpoint = $1`, endpoint)
+	if err != nil {
+		return fmt.Errorf("webpushpg: delete subscription: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return webpush.ErrSubscriptionNotFound
+	}
+	return nil
+}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
+	"github.com/parleychat/parley/runtime/files"
+	"github.com/parleychat/parley/runtime/files/blob"
 	"github.com/parleychat/parley/runtime/gateway"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/protocol"
@@ -247,4 +249,50 @@ func (a Announcer) ReceiptMoved(ctx context.Context, r chat.Receipt) error {
 	p := Publisher{Bus: a.Bus}
 	return p.publish(ctx, protocol.TopicReceiptUpdated, r.RoomID, &protocol.ReceiptUpdated{
 		RoomID: r.RoomID, UserID: r.UserID, DeliveredSeq: r.DeliveredSeq, ReadSeq: r.ReadSeq, UpdatedAt: r.UpdatedAt})
+}
+
+// Files adapts chat and users to what the files service asks: who may read a file, and
+// whether any message references it.
+type Files struct {
+	Chat *chat.Service
+	Auth *users.Auth
+}
+
+// CanRead implements files.Sharing.
+func (f Files) CanRead(ctx context.Context, userID string, file files.File) (bool, error) {
+	return f.Chat.CanReadFile(ctx, userID, file.UploaderID, file.ID)
+}
+
+// Referenced implements files.References.
+func (f Files) Referenced(ctx context.Context, fileID string) (bool, error) {
+	return f.Chat.FileReferenced(ctx, fileID)
+}
+
+// UserID implements files.Authenticator.
+func (f Files) UserID(_ context.Context, token string) (string, error) {
+	c, err := f.Auth.VerifyAccessToken(token)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", files.ErrUnauthorized, err)
+	}
+	return c.UserID, nil
+}
+
+// Attachments lets chat check attachment ids against the files service.
+type Attachments struct {
+	Files *files.Service
+}
+
+// Attachable implements chat.FileChecker: a missing, removed or unreadable file is not
+// attachable; anything else is an infrastructure error.
+func (a Attachments) Attachable(ctx context.Context, senderID, fileID string) error {
+	_, err := a.Files.Attachable(ctx, senderID, fileID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, files.ErrNotFound), errors.Is(err, files.ErrRemoved), errors.Is(err, files.ErrForbidden),
+		errors.Is(err, blob.ErrInvalidID), errors.Is(err, files.ErrEmptyUserID):
+		return fmt.Errorf("%w: %w", chat.ErrFileNotAttachable, err)
+	default:
+		return err
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -217,4 +218,56 @@ func (c *Conn) Err() error { return c.err }
 // Is matches frames of a type.
 func Is(t protocol.FrameType) func(protocol.ServerFrame) bool {
 	return func(f protocol.ServerFrame) bool { return f.Type == t }
+}
+
+// Upload streams body as a file named name and returns its id.
+func (c *Client) Upload(ctx context.Context, u User, name, contentType string, body io.Reader) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.Base+"/api/v1/files?name="+url.QueryEscape(name), body)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+u.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		e := &APIError{Status: resp.StatusCode}
+		_ = json.Unmarshal(raw, e)
+		return "", e
+	}
+	var f struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return "", err
+	}
+	return f.ID, nil
+}
+
+// Download returns a file's bytes and content type.
+func (c *Client) Download(ctx context.Context, u User, id string) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/api/v1/files/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+u.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &APIError{Status: resp.StatusCode}
+		_ = json.Unmarshal(raw, e)
+		return nil, "", e
+	}
+	return raw, resp.Header.Get("Content-Type"), nil
 }

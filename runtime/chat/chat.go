@@ -168,6 +168,9 @@ type Store interface {
 	// the room's last sequence. ErrNotFound when not a member.
 	AdvanceReceipt(ctx context.Context, roomID, userID string, kind ReceiptKind, seq int64, at time.Time) (Receipt, error)
 	Receipts(ctx context.Context, roomID string) ([]Receipt, error)
+
+	// RoomsReferencing lists the rooms holding a message that attaches fileID.
+	RoomsReferencing(ctx context.Context, fileID string) ([]string, error)
 	// AdvanceReceipts applies AdvanceReceipt to each request in one transaction. out[i]
 	// answers in[i]; a non-member's request comes back with Found false and changes
 	// nothing. On error nothing is written.

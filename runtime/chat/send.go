@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -145,6 +146,13 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			return member[Membership{r.RoomID, b}]
 		}) {
 			results[i].Err = ErrBlocked
+			continue
+		}
+		if err := s.checkAttachments(ctx, r); err != nil {
+			if !errors.Is(err, ErrInvalidAttachment) {
+				return nil, err
+			}
+			results[i].Err = err
 			continue
 		}
 		if !s.takeToken(r.SenderID, now) {

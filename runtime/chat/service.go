@@ -41,6 +41,7 @@ type Service struct {
 	limits   Limits
 	now      func() time.Time
 	observer Observer
+	files    FileChecker
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -59,6 +60,75 @@ func NewService(store Store, people People, limits Limits, now func() time.Time)
 
 // SetObserver installs an observer; call before use.
 func (s *Service) SetObserver(o Observer) { s.observer = o }
+
+// FileChecker says whether a sender may attach a file (the files service implements it):
+// their own upload, or one shared with them, and not removed.
+type FileChecker interface {
+	Attachable(ctx context.Context, senderID, fileID string) error
+}
+
+// ErrFileNotAttachable wraps a FileChecker's refusal for one attachment.
+var ErrFileNotAttachable = errors.New("file not attachable")
+
+// SetFileChecker makes SendBatch check every attachment; without one, attachment ids are
+// only checked for shape.
+func (s *Service) SetFileChecker(f FileChecker) { s.files = f }
+
+func (s *Service) checkAttachments(ctx context.Context, r SendRequest) error {
+	if s.files == nil {
+		return nil
+	}
+	for _, id := range r.Attachments {
+		if err := s.files.Attachable(ctx, r.SenderID, id); err != nil {
+			if errors.Is(err, ErrFileNotAttachable) {
+				return fmt.Errorf("%w: file %s: %w", ErrInvalidAttachment, id, err)
+			}
+			return fmt.Errorf("check attachment %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// CanReadFile tells whether userID may read a file uploaded by uploaderID through a
+// room: a member of a room holding a message that attaches it, with no block between the
+// two in either direction.
+func (s *Service) CanReadFile(ctx context.Context, userID, uploaderID, fileID string) (bool, error) {
+	rooms, err := s.store.RoomsReferencing(ctx, fileID)
+	if err != nil || len(rooms) == 0 {
+		return false, err
+	}
+	pairs := make([]Membership, len(rooms))
+	for i, r := range rooms {
+		pairs[i] = Membership{RoomID: r, UserID: userID}
+	}
+	member, err := s.store.Memberships(ctx, pairs)
+	if err != nil {
+		return false, fmt.Errorf("memberships: %w", err)
+	}
+	shared := false
+	for _, ok := range member {
+		shared = shared || ok
+	}
+	if !shared {
+		return false, nil
+	}
+	for _, list := range []func(context.Context, string) ([]string, error){s.people.BlockedIDs, s.people.BlockerIDs} {
+		ids, err := list(ctx, userID)
+		if err != nil {
+			return false, fmt.Errorf("blocks: %w", err)
+		}
+		if slices.Contains(ids, uploaderID) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// FileReferenced tells whether any message attaches the file (orphan cleanup keeps it).
+func (s *Service) FileReferenced(ctx context.Context, fileID string) (bool, error) {
+	rooms, err := s.store.RoomsReferencing(ctx, fileID)
+	return len(rooms) > 0, err
+}
 
 // Limits returns the configured limits.
 func (s *Service) Limits() Limits { return s.limits }

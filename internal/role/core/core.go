@@ -22,6 +22,10 @@ import (
 	"github.com/parleychat/parley/internal/role/deps"
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
+	"github.com/parleychat/parley/runtime/files"
+	"github.com/parleychat/parley/runtime/files/blob"
+	"github.com/parleychat/parley/runtime/files/fileshttp"
+	"github.com/parleychat/parley/runtime/files/filespg"
 	"github.com/parleychat/parley/runtime/httpapi"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/store/memory"
@@ -118,6 +122,46 @@ type App struct {
 	Chat     *chat.Service
 	API      *httpapi.Server
 	Registry *prometheus.Registry
+	// Files is the file transfer service once EnableFiles ran; nil before.
+	Files *files.Service
+
+	filesHandler http.Handler
+}
+
+// FilesConfig selects the blob store and the upload limits (flags --files-*).
+type FilesConfig struct {
+	Blob   blob.Flags
+	Limits files.Config
+}
+
+// RegisterFlags binds the files settings.
+func (c *FilesConfig) RegisterFlags(fs *flag.FlagSet) {
+	c.Blob.Register(fs)
+	c.Limits.RegisterFlags(fs)
+}
+
+// EnableFiles builds the files service over the app's store and serves it under
+// /api/v1/files; attachments of new messages must then be files the sender may read.
+func (a *App) EnableFiles(ctx context.Context, cfg FilesConfig) error {
+	blobs, err := cfg.Blob.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	var meta files.MetaStore = files.NewMemory()
+	if a.Pool != nil {
+		meta = filespg.New(a.Pool)
+	}
+	metrics, err := files.NewMetrics(a.Registry)
+	if err != nil {
+		return err
+	}
+	limits := cfg.Limits
+	limits.Metrics, limits.Logger = metrics, a.Logger
+	access := bridge.Files{Chat: a.Chat, Auth: a.Users.Auth()}
+	a.Files = files.NewService(blobs, meta, access, access, limits)
+	a.Chat.SetFileChecker(bridge.Attachments{Files: a.Files})
+	a.filesHandler = fileshttp.New(a.Files, access)
+	return nil
 }
 
 // Build assembles the app. With the PostgreSQL store it refuses a schema that is not at
@@ -171,8 +215,17 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	return app, nil
 }
 
-// Handler is the HTTP handler of the app.
-func (a *App) Handler() http.Handler { return a.API.Handler() }
+// Handler is the HTTP handler of the app: the REST API, and file transfer when enabled.
+func (a *App) Handler() http.Handler {
+	if a.filesHandler == nil {
+		return a.API.Handler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle(fileshttp.Prefix, a.filesHandler)
+	mux.Handle(fileshttp.Prefix+"/", a.filesHandler)
+	mux.Handle("/", a.API.Handler())
+	return mux
+}
 
 // Close releases the database pool.
 func (a *App) Close() {
@@ -184,10 +237,10 @@ func (a *App) Close() {
 // Serve answers HTTP on ln until ctx ends, then drains in-flight requests.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           a.Handler(),
+		Handler: a.Handler(),
+		// No ReadTimeout or WriteTimeout: file uploads and downloads stream for as long as
+		// they take; a client that goes away cancels its request.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
 	}
@@ -219,6 +272,8 @@ func Role() cli.Role {
 			busCfg.RegisterFlags(fs)
 			var pipeCfg pipeline.Config
 			pipeCfg.RegisterFlags(fs)
+			var filesCfg FilesConfig
+			filesCfg.RegisterFlags(fs)
 			return func(ctx context.Context, env cli.Env, args []string) error {
 				if len(args) > 0 {
 					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
@@ -244,6 +299,9 @@ func Role() cli.Role {
 				if err != nil {
 					return err
 				}
+				if err := app.EnableFiles(ctx, filesCfg); err != nil {
+					return err
+				}
 				app.API.AddReadiness("bus", busPing)
 				ln, err := net.Listen("tcp", cfg.Listen)
 				if err != nil {
@@ -254,6 +312,7 @@ func Role() cli.Role {
 				defer cancel()
 				pipeErr := make(chan error, 1)
 				go func() { pipeErr <- pipe.Run(ctx) }()
+				go app.Files.RunOrphanCleanup(ctx, time.Hour)
 				serveErr := app.Serve(ctx, ln)
 				cancel()
 				if err := <-pipeErr; err != nil && ctx.Err() == nil {

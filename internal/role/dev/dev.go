@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/parleychat/parley/internal/bridge"
@@ -19,6 +21,7 @@ import (
 	"github.com/parleychat/parley/internal/role/core"
 	"github.com/parleychat/parley/internal/role/deps"
 	"github.com/parleychat/parley/runtime/bus"
+	"github.com/parleychat/parley/runtime/files/blob"
 	wsgateway "github.com/parleychat/parley/runtime/gateway"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/pipeline"
@@ -35,6 +38,7 @@ const (
 type Config struct {
 	Core     core.Config
 	Bus      deps.BusConfig
+	Files    core.FilesConfig
 	Presence string
 }
 
@@ -42,13 +46,27 @@ type Config struct {
 func DefaultConfig() Config {
 	c := core.DefaultConfig()
 	c.Listen, c.Store = "127.0.0.1:8080", core.StoreMemory
-	return Config{Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Kafka: bus.KafkaConfig{Partitions: 4}}, Presence: PresenceMemory}
+	return Config{
+		Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Kafka: bus.KafkaConfig{Partitions: 4}}, Presence: PresenceMemory,
+		Files: core.FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: DefaultFilesDir()}},
+	}
+}
+
+// DefaultFilesDir is where `parley dev` keeps uploads unless told otherwise.
+func DefaultFilesDir() string {
+	return filepath.Join(os.TempDir(), "parley-dev", "files")
 }
 
 // RegisterFlags binds every setting.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Core.RegisterFlags(fs)
 	c.Bus.RegisterFlags(fs)
+	c.Files.RegisterFlags(fs)
+	// The files flags default to the server's volume; dev keeps uploads in a temp dir.
+	if f := fs.Lookup("files-dir"); f != nil {
+		_ = f.Value.Set(DefaultFilesDir())
+		f.DefValue = DefaultFilesDir()
+	}
 	fs.StringVar(&c.Presence, "presence", c.Presence, "presence and routing: memory, or redis (uses --redis-url)")
 }
 
@@ -133,6 +151,10 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	if err := app.EnableFiles(ctx, cfg.Files); err != nil {
+		ln.Close()
+		return err
+	}
 	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, nil, logger, app.Registry)
 	gw, err := wsgateway.New(wsgateway.Config{ID: "dev"}, bridge.Tokens{Auth: app.Users.Auth()},
 		bridge.Publisher{Bus: b, Ephemeral: notifier}, pres, chatBridge, logger, wsgateway.NewMetrics(app.Registry))
@@ -153,6 +175,7 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	go func() { errc <- pipe.Run(ctx) }()
 	go func() { errc <- notifier.Run(ctx, b) }()
 	go gw.RunHeartbeat(ctx)
+	go app.Files.RunOrphanCleanup(ctx, time.Hour)
 	app.API.AddReadiness("notification", func(context.Context) error {
 		if !notifier.Running() {
 			return errors.New("consumer not running")

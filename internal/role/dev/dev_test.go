@@ -23,6 +23,7 @@ func TestDevChatsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
+	cfg.Files.Blob.Dir = t.TempDir()
 	cfg.Core.JWTSigningKey = strings.Repeat("k", 32)
 	cfg.Core.LogLevel = "warn"
 	var out, logs bytes.Buffer
@@ -122,6 +123,36 @@ func TestDevChatsEndToEnd(t *testing.T) {
 	refusal := next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameError && f.ID == "a-3" })
 	if refusal.Code != protocol.ErrorCode(protocol.ReasonBlocked) || refusal.Ref != protocol.FrameSend {
 		t.Fatalf("refusal = %+v", refusal)
+	}
+
+	// A file shared in the DM: bob downloads the same bytes, carol (not in the DM) cannot,
+	// and a message cannot attach a file its sender may not read.
+	png := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 64))
+	fileID, err := api.Upload(ctx, alice, "../../etc/passwd", "text/plain", bytes.NewReader(png))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Download(ctx, bob, fileID); err == nil {
+		t.Fatal("bob read a file before it was shared with him")
+	}
+	must(t, bobLaptop.Send(protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-steal", Room: dm, Attachments: []string{fileID}}))
+	if f := next(t, ctx, bobLaptop, func(f protocol.ServerFrame) bool { return f.ID == "b-steal" }); f.Type != protocol.FrameError || f.Code != protocol.CodeInvalid {
+		t.Fatalf("attaching someone else's unshared file → %+v", f)
+	}
+	if err := api.Do(ctx, "DELETE", "/api/v1/blocks/"+alice.ID, bob.Token, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t, aliceWS.Send(protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-file", Room: dm, Body: "a picture", Attachments: []string{fileID}}))
+	withFile := next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.ID == "a-file" })
+	if len(withFile.Attachments) != 1 || withFile.Attachments[0] != fileID {
+		t.Fatalf("message attachments = %v", withFile.Attachments)
+	}
+	body, ctype, err := api.Download(ctx, bob, fileID)
+	if err != nil || !bytes.Equal(body, png) || ctype != "image/png" {
+		t.Fatalf("bob downloaded %d bytes of %q (%v); want the PNG, sniffed", len(body), ctype, err)
+	}
+	if _, _, err := api.Download(ctx, carol, fileID); err == nil {
+		t.Fatal("carol, not in the DM, downloaded the file")
 	}
 
 	// A new device of carol resumes the group from the start: alice's message is there

@@ -692,6 +692,58 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		}
 	})
 
+	t.Run("files: readable by members of rooms that reference them, blocks close the path", func(t *testing.T) {
+		e := env(t)
+		a, b, c, d := e.User(t, "alice"), e.User(t, "bob"), e.User(t, "carol"), e.User(t, "dave")
+		dm, _, err := e.Chat.OpenDirect(ctx, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		group, err := e.Chat.CreateGroup(ctx, a, "g", "", []string{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		att := chat.SendRequest{RoomID: dm.ID, SenderID: a, ClientID: "f1", Attachments: []string{"file-1"}}
+		if res := mustSend(t, e, att); res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+		if ok, err := e.Chat.FileReferenced(ctx, "file-1"); err != nil || !ok {
+			t.Fatalf("FileReferenced(file-1) = %v, %v", ok, err)
+		}
+		if ok, err := e.Chat.FileReferenced(ctx, "file-2"); err != nil || ok {
+			t.Fatalf("FileReferenced(file-2) = %v, %v", ok, err)
+		}
+		can := func(user, file string) bool {
+			t.Helper()
+			ok, err := e.Chat.CanReadFile(ctx, user, a, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !can(b, "file-1") || can(c, "file-1") || can(d, "file-1") {
+			t.Fatal("file-1 shared in the DM: bob reads it, carol (not in the DM) and dave do not")
+		}
+		if res := mustSend(t, e, chat.SendRequest{RoomID: group.ID, SenderID: a, ClientID: "f2", Attachments: []string{"file-1"}}); res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+		if !can(c, "file-1") {
+			t.Fatal("carol cannot read file-1 after it was shared in her group")
+		}
+		if err := e.Users.Block(ctx, c, a); err != nil {
+			t.Fatal(err)
+		}
+		if can(c, "file-1") {
+			t.Fatal("carol blocked alice but still reads her file")
+		}
+		if err := e.Users.Block(ctx, a, b); err != nil {
+			t.Fatal(err)
+		}
+		if can(b, "file-1") {
+			t.Fatal("alice blocked bob but he still reads her file")
+		}
+	})
+
 	t.Run("recipients of an unknown room", func(t *testing.T) {
 		e := env(t)
 		if _, err := e.Chat.Recipients(ctx, "missing", "x"); !errors.Is(err, chat.ErrRoomNotFound) {

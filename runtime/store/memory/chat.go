@@ -379,3 +379,20 @@ func (s *Chat) Receipts(_ context.Context, roomID string) ([]chat.Receipt, error
 	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
 	return out, nil
 }
+
+// RoomsReferencing implements chat.Store.
+func (s *Chat) RoomsReferencing(_ context.Context, fileID string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for room, msgs := range s.messages {
+		for _, m := range msgs {
+			if slices.Contains(m.Attachments, fileID) {
+				out = append(out, room)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

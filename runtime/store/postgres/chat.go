@@ -564,3 +564,12 @@ func (s *Chat) Receipts(ctx context.Context, roomID string) ([]chat.Receipt, err
 	}
 	return out, rows.Err()
 }
+
+// RoomsReferencing implements chat.Store (served by the GIN index on attachments).
+func (s *Chat) RoomsReferencing(ctx context.Context, fileID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT room_id FROM messages WHERE attachments @> ARRAY[$1]::text[] ORDER BY room_id`, fileID)
+	if err != nil {
+		return nil, fmt.Errorf("select rooms referencing a file: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

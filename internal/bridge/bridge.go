@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/protocol"
 	"github.com/parleychat/parley/runtime/users"
+	"github.com/parleychat/parley/runtime/webpush"
 )
 
 // Reason maps a chat domain error to the reason code clients see.
@@ -295,4 +296,60 @@ func (a Attachments) Attachable(ctx context.Context, senderID, fileID string) er
 	default:
 		return err
 	}
+}
+
+// Push keeps Web Push subscriptions for the REST API.
+type Push struct {
+	Store  webpush.Store
+	Config webpush.Config
+}
+
+// PublicKey is the VAPID public key.
+func (p Push) PublicKey() string { return p.Config.VAPIDPublicKey }
+
+// Subscribe validates sub and stores it for userID.
+func (p Push) Subscribe(ctx context.Context, userID string, sub webpush.Subscription) error {
+	if err := sub.Validate(p.Config.AllowInsecureEndpoints); err != nil {
+		return err
+	}
+	return p.Store.Add(ctx, userID, sub)
+}
+
+// Unsubscribe removes one of userID's own subscriptions.
+func (p Push) Unsubscribe(ctx context.Context, userID, endpoint string) error {
+	subs, err := p.Store.ListByUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		if s.Endpoint == endpoint {
+			return p.Store.Delete(ctx, endpoint)
+		}
+	}
+	return webpush.ErrSubscriptionNotFound
+}
+
+// Pusher sends a Web Push for a delivered message to a member with no live connection.
+// Notification only calls it for recipients, who never include those who blocked the
+// sender, so previews respect blocks.
+type Pusher struct {
+	Sender *webpush.Sender
+	Users  interface {
+		User(ctx context.Context, id string) (users.User, error)
+	}
+}
+
+// PushMessage implements notification.Pusher.
+func (p Pusher) PushMessage(ctx context.Context, userID string, m *protocol.MessageDelivered) error {
+	name := ""
+	if u, err := p.Users.User(ctx, m.SenderID); err == nil {
+		name = u.DisplayName
+		if name == "" {
+			name = u.Username
+		}
+	}
+	payload := webpush.PayloadFromMessage(webpush.Message{ID: m.ServerID, Room: m.RoomID, Sender: m.SenderID,
+		SenderName: name, Body: m.Body, Seq: m.Seq}, webpush.PreviewOptions{})
+	_, err := p.Sender.Notify(ctx, userID, payload)
+	return err
 }

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"github.com/parleychat/parley/internal/chatclient"
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/protocol"
+	"github.com/parleychat/parley/runtime/webpush"
+	"github.com/parleychat/parley/runtime/webpush/webpushtest"
 )
 
 // buildParley compiles the binary once per test run.
@@ -149,7 +152,17 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	rdb := testenv.Redis(t)
 	brokers := testenv.Kafka(t)
 	bin := buildParley(t)
+	vapidPublic, vapidPrivate, err := webpush.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subject = "mailto:ops@parley.test"
+	pushService := webpushtest.StartPushService(t, vapidPublic, subject, false)
 	env := []string{
+		"PARLEY_VAPID_PUBLIC_KEY=" + vapidPublic,
+		"PARLEY_VAPID_PRIVATE_KEY=" + vapidPrivate,
+		"PARLEY_VAPID_SUBJECT=" + subject,
+		"PARLEY_WEBPUSH_ALLOW_INSECURE_ENDPOINTS=true",
 		"PARLEY_POSTGRES_URL=" + pg,
 		fmt.Sprintf("PARLEY_REDIS_URL=redis://%s/%d", rdb.Addr, rdb.DB),
 		"PARLEY_KAFKA_BROKERS=" + strings.Join(brokers, ","),
@@ -178,7 +191,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		}
 		return u
 	}
-	alice, bob, carol := register("alice"), register("bob"), register("carol")
+	alice, bob, carol, dave := register("alice"), register("bob"), register("carol"), register("dave")
 	dm, err := api.OpenDirect(ctx, alice, bob.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +251,58 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		t.Fatalf("carol received %q before the marker: a blocked sender reached her", got.Body)
 	}
 
+	// Dave has no connection, only a push subscription: a DM to him arrives as an
+	// encrypted Web Push that the local push service decrypts with his browser's keys.
+	var key struct {
+		PublicKey string `json:"public_key"`
+	}
+	if err := api.Do(ctx, "GET", "/api/v1/push/vapid-public-key", dave.Token, nil, &key); err != nil || key.PublicKey != vapidPublic {
+		t.Fatalf("vapid key = %q, %v", key.PublicKey, err)
+	}
+	sub, _ := pushService.Subscribe(t)
+	if err := api.Do(ctx, "PUT", "/api/v1/push/subscriptions", dave.Token, sub, nil); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	daveDM, err := api.OpenDirect(ctx, alice, dave.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-push", Room: daveDM, Body: "are you there, dave?"})
+	next(t, ctx, aliceWS, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == "a-push" })
+	push := waitPush(t, pushService, 1)
+	var payload struct {
+		Type, Room, Sender, Preview string
+	}
+	if err := json.Unmarshal(push.Plaintext, &payload); err != nil {
+		t.Fatalf("push payload %q: %v", push.Plaintext, err)
+	}
+	if payload.Type != "message" || payload.Room != daveDM || payload.Sender != alice.ID || payload.Preview != "are you there, dave?" {
+		t.Fatalf("push payload = %+v", payload)
+	}
+	// Dave blocks alice: her next group message produces no push (a later one from bob
+	// does). A blocker can no longer be added to her groups, so the group comes first.
+	bobDave, err := api.OpenDirect(ctx, bob, dave.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daveGroup, err := api.CreateGroup(ctx, alice, "with dave", []string{dave.ID, bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Block(ctx, dave, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.CreateGroup(ctx, alice, "sneaky", []string{dave.ID}); err == nil {
+		t.Fatal("alice added dave, who blocked her, to a new group")
+	}
+	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-push-2", Room: daveGroup, Body: "blocked preview"})
+	next(t, ctx, bobLaptop, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.Body == "blocked preview" })
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-push", Room: bobDave, Body: "from bob"})
+	push = waitPush(t, pushService, 2)
+	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != "from bob" {
+		t.Fatalf("second push = %s (%v); alice's blocked message must not have been pushed", push.Plaintext, err)
+	}
+
 	// Kill gateway 1 without any cleanup. Alice is offline for bob once presence expires;
 	// meanwhile bob writes; alice reconnects to gateway 2 and resumes with no gap.
 	if err := gw1.cmd.Process.Kill(); err != nil {
@@ -260,6 +325,30 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		if m.Seq != want || m.Room != dm {
 			t.Fatalf("resume gave seq %d (%q), want %d", m.Seq, m.Body, want)
 		}
+	}
+}
+
+// waitPush waits until the push service has received n notifications and returns the
+// n-th, checking that it decrypted and carried a valid VAPID token.
+func waitPush(t *testing.T, ps *webpushtest.PushService, n int) webpushtest.Received {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := ps.Received()
+		if len(got) > n {
+			t.Fatalf("push service received %d notifications, want %d", len(got), n)
+		}
+		if len(got) == n {
+			r := got[n-1]
+			if r.Err != nil {
+				t.Fatalf("push %d was not valid Web Push: %v", n, r.Err)
+			}
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("push service received %d notifications, want %d", len(got), n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -35,6 +35,9 @@ func (s *Server) apiRoutes() []Route {
 		{"POST", "/api/v1/rooms/{roomID}/messages", true, s.sendMessage},
 		{"GET", "/api/v1/rooms/{roomID}/receipts", true, s.receipts},
 		{"POST", "/api/v1/rooms/{roomID}/receipts", true, s.advanceReceipt},
+		{"GET", "/api/v1/push/vapid-public-key", true, s.pushKey},
+		{"PUT", "/api/v1/push/subscriptions", true, s.pushSubscribe},
+		{"DELETE", "/api/v1/push/subscriptions", true, s.pushUnsubscribe},
 	}
 }
 

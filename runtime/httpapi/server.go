@@ -47,6 +47,8 @@ type Config struct {
 	MaxBodyBytes int64                // 0: DefaultMaxBodyBytes
 	// Events hears what the REST API changed, so real-time clients see it too; nil: nobody.
 	Events Events
+	// Push keeps Web Push subscriptions; nil: the push endpoints answer push_disabled.
+	Push PushSubscriptions
 }
 
 // Events is told about messages stored and receipts moved through the REST API (the

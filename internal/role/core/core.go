@@ -31,6 +31,8 @@ import (
 	"github.com/parleychat/parley/runtime/store/memory"
 	"github.com/parleychat/parley/runtime/store/postgres"
 	"github.com/parleychat/parley/runtime/users"
+	"github.com/parleychat/parley/runtime/webpush"
+	"github.com/parleychat/parley/runtime/webpush/webpushpg"
 )
 
 // Store backends.
@@ -124,6 +126,8 @@ type App struct {
 	Registry *prometheus.Registry
 	// Files is the file transfer service once EnableFiles ran; nil before.
 	Files *files.Service
+	// PushStore keeps Web Push subscriptions once EnablePush ran; nil before.
+	PushStore webpush.Store
 
 	filesHandler http.Handler
 }
@@ -215,6 +219,23 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	return app, nil
 }
 
+// EnablePush serves the push subscription endpoints with cfg's public key. Without VAPID
+// keys the endpoints answer push_disabled.
+func (a *App) EnablePush(cfg webpush.Config) error {
+	if !cfg.Enabled() {
+		return nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	a.PushStore = webpush.NewMemoryStore()
+	if a.Pool != nil {
+		a.PushStore = webpushpg.New(a.Pool)
+	}
+	a.API.SetPush(bridge.Push{Store: a.PushStore, Config: cfg})
+	return nil
+}
+
 // Handler is the HTTP handler of the app: the REST API, and file transfer when enabled.
 func (a *App) Handler() http.Handler {
 	if a.filesHandler == nil {
@@ -274,6 +295,8 @@ func Role() cli.Role {
 			pipeCfg.RegisterFlags(fs)
 			var filesCfg FilesConfig
 			filesCfg.RegisterFlags(fs)
+			var pushCfg webpush.Config
+			pushCfg.RegisterFlags(fs)
 			return func(ctx context.Context, env cli.Env, args []string) error {
 				if len(args) > 0 {
 					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
@@ -300,6 +323,9 @@ func Role() cli.Role {
 					return err
 				}
 				if err := app.EnableFiles(ctx, filesCfg); err != nil {
+					return err
+				}
+				if err := app.EnablePush(pushCfg); err != nil {
 					return err
 				}
 				app.API.AddReadiness("bus", busPing)

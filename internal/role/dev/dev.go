@@ -20,12 +20,14 @@ import (
 	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/role/core"
 	"github.com/parleychat/parley/internal/role/deps"
+	notificationrole "github.com/parleychat/parley/internal/role/notification"
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/files/blob"
 	wsgateway "github.com/parleychat/parley/runtime/gateway"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/webpush"
 )
 
 // Presence backends.
@@ -39,6 +41,7 @@ type Config struct {
 	Core     core.Config
 	Bus      deps.BusConfig
 	Files    core.FilesConfig
+	Push     webpush.Config
 	Presence string
 }
 
@@ -62,6 +65,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Core.RegisterFlags(fs)
 	c.Bus.RegisterFlags(fs)
 	c.Files.RegisterFlags(fs)
+	c.Push.RegisterFlags(fs)
 	// The files flags default to the server's volume; dev keeps uploads in a temp dir.
 	if f := fs.Lookup("files-dir"); f != nil {
 		_ = f.Value.Set(DefaultFilesDir())
@@ -155,7 +159,16 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, nil, logger, app.Registry)
+	if err := app.EnablePush(cfg.Push); err != nil {
+		ln.Close()
+		return err
+	}
+	pusher, err := notificationrole.NewPusher(app, cfg.Push, app.Registry)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, pusher, logger, app.Registry)
 	gw, err := wsgateway.New(wsgateway.Config{ID: "dev"}, bridge.Tokens{Auth: app.Users.Auth()},
 		bridge.Publisher{Bus: b, Ephemeral: notifier}, pres, chatBridge, logger, wsgateway.NewMetrics(app.Registry))
 	if err != nil {

@@ -18,12 +18,15 @@ import (
 	"github.com/parleychat/parley/internal/role/deps"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/webpush"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config of the notification role on top of core's shared settings.
 type Config struct {
 	Core          core.Config
 	Bus           deps.BusConfig
+	Push          webpush.Config
 	PresenceTTL   time.Duration
 	SweepInterval time.Duration
 }
@@ -37,6 +40,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Core.RegisterFlags(fs)
 	c.Bus.RegisterFlags(fs)
+	c.Push.RegisterFlags(fs)
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a connection stays online without a heartbeat (same as the gateways')")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often expired connections are swept and announced offline")
 }
@@ -83,7 +87,11 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	health := deps.NewHealth()
 	pres := presence.NewRedis(rdb, "", presence.Config{TTL: cfg.PresenceTTL})
 	routes := notification.NewRedisRoutes(rdb, "", logger)
-	n := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, pres, routes, nil, logger, health.Registry)
+	pusher, err := NewPusher(app, cfg.Push, health.Registry)
+	if err != nil {
+		return err
+	}
+	n := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, pres, routes, pusher, logger, health.Registry)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -158,4 +166,22 @@ func Sweep(ctx context.Context, s Sweeper, a Announcer, interval time.Duration, 
 			}
 		}
 	}
+}
+
+// NewPusher returns the Web Push sender over the app's subscriptions, or nil when no VAPID
+// keys are configured (members with no connection then wait for their next visit).
+func NewPusher(app *core.App, cfg webpush.Config, reg prometheus.Registerer) (notification.Pusher, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if app.PushStore == nil {
+		if err := app.EnablePush(cfg); err != nil {
+			return nil, err
+		}
+	}
+	sender, err := webpush.NewSender(cfg, app.PushStore, webpush.WithMetrics(webpush.NewMetrics(reg)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	return bridge.Pusher{Sender: sender, Users: app.Users}, nil
 }

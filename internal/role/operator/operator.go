@@ -1,0 +1,164 @@
+// Package operator is the `parley operator` role: the controller manager that runs the
+// ChatCluster controller with leader election, health probes and metrics.
+package operator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers"
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/version"
+)
+
+// LeaderElectionID names the Lease the replicas of the operator compete for.
+const LeaderElectionID = "parley-operator.chat.parley.dev"
+
+// Options are the role's flags.
+type Options struct {
+	MetricsAddr    string
+	ProbeAddr      string
+	LeaderElect    bool
+	LeaderElectNS  string
+	WatchNamespace string
+	DefaultImage   string
+	LogLevel       string
+	RestConfig     *rest.Config // nil: in-cluster or $KUBECONFIG
+}
+
+// Role returns the operator role.
+func Role() cli.Role {
+	return cli.Role{
+		Name:    "operator",
+		Summary: "Kubernetes controller manager for ChatCluster resources",
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			var o Options
+			fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
+			fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+			fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader among the operator's replicas (set it when running more than one)")
+			fs.StringVar(&o.LeaderElectNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+			fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile ChatClusters in these comma-separated namespaces (default: every namespace)")
+			fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
+			fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+			return func(ctx context.Context, env cli.Env, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
+				}
+				return Run(ctx, env, o)
+			}
+		},
+	}
+}
+
+// ErrInvalidOption is a flag value the operator cannot run with.
+var ErrInvalidOption = errors.New("invalid option")
+
+func (o Options) validate() error {
+	if strings.TrimSpace(o.DefaultImage) == "" {
+		return fmt.Errorf("%w: --default-image must not be empty", ErrInvalidOption)
+	}
+	if _, err := parseLevel(o.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", ErrInvalidOption, s)
+	}
+	return l, nil
+}
+
+// NewScheme holds the kinds the operator reads and writes.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := chatv1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run starts the manager and blocks until ctx is cancelled.
+func Run(ctx context.Context, env cli.Env, o Options) error {
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	level, _ := parseLevel(o.LogLevel)
+	logger := logr.FromSlogHandler(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	ctrl.SetLogger(logger)
+
+	cfg := o.RestConfig
+	if cfg == nil {
+		var err error
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("kubernetes config: %w", err)
+		}
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logger,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectNS,
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(splitNamespaces(o.WatchNamespace)),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	r := &controllers.ChatClusterReconciler{
+		Client:       mgr.GetClient(),
+		Scheme:       mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorder("parley-operator"),
+		DefaultImage: o.DefaultImage,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	logger.Info("starting parley operator", "version", version.Version, "defaultImage", o.DefaultImage,
+		"watchNamespace", o.WatchNamespace, "leaderElect", o.LeaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	return nil
+}
+
+func splitNamespaces(list string) []string {
+	var out []string
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
+}

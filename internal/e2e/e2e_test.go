@@ -296,7 +296,9 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		t.Fatal("alice added dave, who blocked her, to a new group")
 	}
 	send(t, aliceWS, protocol.ClientFrame{Type: protocol.FrameSend, ID: "a-push-2", Room: daveGroup, Body: "blocked preview"})
-	next(t, ctx, bobLaptop, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.Body == "blocked preview" })
+	next(t, ctx, bobLaptop, func(f protocol.ServerFrame) bool {
+		return f.Type == protocol.FrameMessage && f.Body == "blocked preview"
+	})
 	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-push", Room: bobDave, Body: "from bob"})
 	push = waitPush(t, pushService, 2)
 	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != "from bob" {

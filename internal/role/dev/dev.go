@@ -198,6 +198,7 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	app.API.AddReadiness("bus", busPing)
 
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", landing)
 	mux.Handle("GET /ws", gw)
 	mux.Handle("/", app.Handler())
 	url := "http://" + ln.Addr().String() + "/"
@@ -215,4 +216,21 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		}
 	}
 	return serveErr
+}
+
+// landing stands in for the web client until it lands: it says what is served where.
+func landing(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Parley</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem">
+<h1>Parley is running</h1>
+<p>The web client is not built yet. What this process serves:</p>
+<ul>
+<li>REST API under <code>/api/v1</code>: <a href="/api/v1/openapi.yaml">OpenAPI document</a></li>
+<li>WebSocket protocol v1 at <code>/ws</code> (subprotocols <code>parley.v1</code> and <code>parley.auth.&lt;token&gt;</code>)</li>
+<li><a href="/readyz">/readyz</a>, <a href="/healthz">/healthz</a>, <a href="/metrics">/metrics</a></li>
+</ul></body></html>
+`)
 }

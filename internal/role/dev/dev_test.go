@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,11 @@ func TestDevChatsEndToEnd(t *testing.T) {
 	waitReady(t, ctx, api)
 	if !strings.Contains(out.String(), base+"/") {
 		t.Fatalf("dev did not print its URL: %q", out.String())
+	}
+	if resp, err := http.Get(base + "/"); err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	register := func(name string) chatclient.User {
 		u, err := api.Register(ctx, name, "correct horse battery staple")

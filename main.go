@@ -12,6 +12,7 @@ import (
 	"github.com/parleychat/parley/internal/role/core"
 	"github.com/parleychat/parley/internal/role/dev"
 	"github.com/parleychat/parley/internal/role/gateway"
+	"github.com/parleychat/parley/internal/role/loadgen"
 	"github.com/parleychat/parley/internal/role/migrate"
 	"github.com/parleychat/parley/internal/role/notification"
 	"github.com/parleychat/parley/internal/role/operator"
@@ -33,7 +34,7 @@ func roles() []cli.Role {
 		notification.Role(),
 		migrate.Role(),
 		dev.Role(),
-		cli.NotBuilt("loadgen", "load generator for the benchmarks", "loadgen lands with issue #5"),
+		loadgen.Role(),
 		{
 			Name:    "version",
 			Summary: "print the version and exit",

@@ -3,7 +3,6 @@ package operator_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -183,16 +182,17 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 	watched := clusters["watched"]
 	var job batchv1.Job
 	jobKey := client.ObjectKey{Namespace: "watched", Name: render.MigrationJobName(watched, "parley:v7.0.0")}
+	var exited error
 	if err := kube.Eventually(ctx, time.Minute, func(ctx context.Context) (bool, error) {
 		select {
-		case err := <-done:
+		case exited = <-done:
 			stopped = true
-			return false, fmt.Errorf("the operator exited: %w", err)
+			return true, nil
 		default:
 		}
 		return c.Get(ctx, jobKey, &job) == nil, nil
-	}); err != nil {
-		t.Fatalf("no migration Job on the operator's default image in the watched namespace: %v\n%s", err, logs.String())
+	}); err != nil || stopped {
+		t.Fatalf("no migration Job on the operator's default image in the watched namespace: %v (operator exited: %t, %v)\n%s", err, stopped, exited, logs.String())
 	}
 	completeJob(t, c, &job)
 

@@ -1,0 +1,77 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/internal/cli"
+	"github.com/parleychat/parley/internal/role/dev"
+)
+
+func TestValidateRefusesRemoteTargetsAndUnboundedRuns(t *testing.T) {
+	for _, target := range []string{"http://10.0.0.1:8080", "http://example.com", "http://192.168.1.2", "ftp://127.0.0.1", "127.0.0.1:8080"} {
+		c := DefaultConfig()
+		c.Target = target
+		if err := c.Validate(); err == nil {
+			t.Errorf("target %q accepted", target)
+		}
+	}
+	for _, target := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "http://127.1.2.3:80"} {
+		c := DefaultConfig()
+		c.Target = target
+		if err := c.Validate(); err != nil {
+			t.Errorf("target %q refused: %v", target, err)
+		}
+	}
+	c := DefaultConfig()
+	c.Duration = MaxDuration + time.Second
+	if err := c.Validate(); err == nil {
+		t.Error("a run longer than MaxDuration was accepted")
+	}
+}
+
+// TestRunAgainstDev: every message sent is acked or refused (none lost), and every acked
+// message reaches every other member of its room.
+func TestRunAgainstDev(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := dev.DefaultConfig()
+	cfg.Core.JWTSigningKey = strings.Repeat("k", 32)
+	cfg.Core.LogLevel = "error"
+	cfg.Files.Blob.Dir = t.TempDir()
+	var out bytes.Buffer
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- dev.Run(runCtx, cli.Env{Stdout: &out, Stderr: &out}, cfg, ln) }()
+	defer func() { stop(); <-done }()
+
+	rep, err := Run(ctx, Config{Target: "http://" + ln.Addr().String(), Users: 5, Rooms: 2, Duration: time.Second, Rate: 40, MessageBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent < 10 {
+		t.Fatalf("sent only %d messages", rep.Sent)
+	}
+	if rep.Acked+rep.Refused != rep.Sent {
+		t.Fatalf("sent %d, acked %d, refused %d: messages lost", rep.Sent, rep.Acked, rep.Refused)
+	}
+	if rep.Delivered != rep.ExpectedDeliveries || rep.ExpectedDeliveries != rep.Acked*4 {
+		t.Fatalf("delivered %d of %d expected", rep.Delivered, rep.ExpectedDeliveries)
+	}
+	if len(rep.AckLatencies) != int(rep.Acked) {
+		t.Fatalf("%d latencies for %d acks", len(rep.AckLatencies), rep.Acked)
+	}
+	var printed bytes.Buffer
+	rep.Print(&printed)
+	if !strings.Contains(printed.String(), "send→ack latency: p50") {
+		t.Fatalf("report: %s", printed.String())
+	}
+}

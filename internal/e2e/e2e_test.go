@@ -173,7 +173,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		"PARLEY_BUS=kafka",
 		"PARLEY_JWT_SIGNING_KEY=" + signingKey,
 		"PARLEY_LOG_LEVEL=info",
-		"PARLEY_PRESENCE_TTL=3s",
+		"PARLEY_PRESENCE_TTL=6s", // short, so the killed gateway expires fast; heartbeats every 2 s
 	}
 	run(t, bin, env, "migrate")
 	run(t, bin, env, "migrate") // idempotent

@@ -21,6 +21,11 @@ func (c *KafkaConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", DefaultBatchTimeout, "how long the producer waits to fill a batch")
 	fs.DurationVar(&c.MaxWait, "kafka-max-wait", DefaultMaxWait, "longest broker wait of an idle fetch")
 	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", DefaultSessionTimeout, "how long the group waits for a silent member")
+	fs.BoolVar(&c.TLS, "kafka-tls", c.TLS, "connect to the brokers over TLS (system roots unless --kafka-tls-ca-file)")
+	fs.StringVar(&c.TLSCAFile, "kafka-tls-ca-file", c.TLSCAFile, "PEM file of the CA that signed the brokers' certificates")
+	fs.StringVar(&c.SASLMechanism, "kafka-sasl-mechanism", c.SASLMechanism, "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
+	fs.StringVar(&c.SASLUsername, "kafka-sasl-username", c.SASLUsername, "SASL username")
+	fs.StringVar(&c.SASLPassword, "kafka-sasl-password", c.SASLPassword, "SASL password; a secret")
 }
 
 // EnsureTopics creates the missing topics with the configured partitions (see the
@@ -30,7 +35,7 @@ func (k *Kafka) EnsureTopics(ctx context.Context, topics ...string) error {
 	if parts == 0 {
 		parts = DefaultPartitions
 	}
-	return EnsureTopics(ctx, k.cfg.Brokers, parts, topics...)
+	return ensureTopics(ctx, k.transport, k.cfg.Brokers, parts, topics...)
 }
 
 type brokerList []string

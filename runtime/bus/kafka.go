@@ -33,6 +33,14 @@ type KafkaConfig struct {
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout is how long a rebalance waits for members to rejoin (default 10 s).
 	RebalanceTimeout time.Duration
+	// TLS connects to the brokers over TLS, verified against the system roots or
+	// TLSCAFile when set.
+	TLS       bool
+	TLSCAFile string
+	// SASLMechanism is plain, scram-sha-256 or scram-sha-512 (empty: no SASL).
+	SASLMechanism string
+	SASLUsername  string
+	SASLPassword  string
 	// Logger receives kafka-go's errors at Warn; nil discards them.
 	Logger *slog.Logger
 }
@@ -67,8 +75,10 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 // Kafka is the bus over Apache Kafka (or anything speaking its protocol). Topics must
 // exist: create them at start with EnsureTopics.
 type Kafka struct {
-	cfg    KafkaConfig
-	writer *kafka.Writer
+	cfg       KafkaConfig
+	writer    *kafka.Writer
+	transport *kafka.Transport // TLS and SASL for writes and admin requests
+	dialer    *kafka.Dialer    // the same for group readers
 }
 
 // NewKafka returns a Kafka bus. It does not connect until first used.
@@ -84,8 +94,13 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		return nil, fmt.Errorf("%w: heartbeat interval %v must be below the session timeout %v",
 			ErrInvalidConfig, cfg.HeartbeatInterval, cfg.SessionTimeout)
 	}
+	transport, dialer, err := cfg.transport()
+	if err != nil {
+		return nil, err
+	}
 	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...),
+		Addr:      kafka.TCP(cfg.Brokers...),
+		Transport: transport,
 		// Hashing the key keeps every record of a room on one partition, hence in order.
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
@@ -96,7 +111,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		AllowAutoTopicCreation: false,
 		ErrorLogger:            errorLogger(cfg.Logger),
 	}
-	return &Kafka{cfg: cfg, writer: w}, nil
+	return &Kafka{cfg: cfg, writer: w, transport: transport, dialer: dialer}, nil
 }
 
 func errorLogger(l *slog.Logger) kafka.Logger {
@@ -135,6 +150,7 @@ func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscriptio
 		return nil, fmt.Errorf("%w: group and topic are required", ErrInvalidConfig)
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
+		Dialer:   k.dialer,
 		Brokers:  k.cfg.Brokers,
 		GroupID:  group,
 		Topic:    topic,
@@ -236,10 +252,14 @@ func (s *kafkaSubscription) Close() error {
 // leader for each partition. Existing topics are left alone even when their partition
 // count differs: adding partitions would move keys, and with them the order of a room.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	return ensureTopics(ctx, nil, brokers, partitions, topics...)
+}
+
+func ensureTopics(ctx context.Context, transport kafka.RoundTripper, brokers []string, partitions int, topics ...string) error {
 	if len(brokers) == 0 || partitions < 1 {
 		return fmt.Errorf("%w: need brokers and at least one partition", ErrInvalidConfig)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	// Topic names are always given: a metadata request for all topics may be answered
 	// from a stale cache.
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
@@ -306,7 +326,7 @@ func topicReady(meta *kafka.MetadataResponse, name string) bool {
 // Ping asks the brokers for the metadata of topics, for readiness probes: it fails when
 // no broker answers or a topic has no leader.
 func (k *Kafka) Ping(ctx context.Context, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(k.cfg.Brokers...)}
+	client := &kafka.Client{Addr: kafka.TCP(k.cfg.Brokers...), Transport: k.transport}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka ping: %w", err)

@@ -180,7 +180,8 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 
 	c := &cluster{t: t, bin: bin, env: env, proc: map[string]*proc{}}
 	core := c.start("core", "core", freeAddr(t))
-	c.start("notification", "notification", freeAddr(t), "--sweep-interval=500ms")
+	// As the operator deploys it, notification gets no signing key.
+	c.start("notification", "notification", freeAddr(t), "--sweep-interval=500ms", "--jwt-signing-key=")
 	gw1 := c.start("gw1", "gateway", freeAddr(t), "--gateway-id=gw1")
 	gw2 := c.start("gw2", "gateway", freeAddr(t), "--gateway-id=gw2")
 

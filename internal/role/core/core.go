@@ -219,14 +219,12 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	return app, nil
 }
 
-// EnablePush serves the push subscription endpoints with cfg's public key. Without VAPID
-// keys the endpoints answer push_disabled.
+// EnablePush serves the push subscription endpoints with cfg's public key. Without a
+// VAPID public key the endpoints answer push_disabled.
 func (a *App) EnablePush(cfg webpush.Config) error {
-	if !cfg.Enabled() {
+	// Core only hands out the public key; notification, which signs, checks the pair.
+	if cfg.VAPIDPublicKey == "" {
 		return nil
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	a.PushStore = webpush.NewMemoryStore()
 	if a.Pool != nil {

@@ -5,6 +5,8 @@ package notification
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -68,6 +70,13 @@ func Role() cli.Role {
 
 func run(ctx context.Context, env cli.Env, cfg Config) error {
 	logger := cfg.Core.Logger(env).With("role", "notification")
+	if cfg.Core.JWTSigningKey == "" {
+		// Notification never issues or verifies tokens, so the operator does not hand it
+		// the signing key; the shared services still want one.
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		cfg.Core.JWTSigningKey = hex.EncodeToString(key)
+	}
 	app, err := core.Build(ctx, cfg.Core, logger)
 	if err != nil {
 		return err

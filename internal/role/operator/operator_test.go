@@ -169,7 +169,7 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 				Postgres: chatv1alpha1.PostgresSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 				Redis:    chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 				Kafka:    chatv1alpha1.KafkaSpec{Managed: &chatv1alpha1.ManagedDependency{}},
-				Files:    chatv1alpha1.FilesSpec{Volume: &chatv1alpha1.FilesVolume{}},
+				Files:    chatv1alpha1.FilesSpec{Volume: &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany}},
 				Ingress:  &chatv1alpha1.IngressSpec{Host: "chat.example.com"},
 			},
 		}

@@ -1,0 +1,558 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ChatCluster is one Parley installation: the gateway, core and notification workloads,
+// their settings, and (for evaluation) managed PostgreSQL, Redis and Kafka.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.gateway.replicas,statuspath=.status.gateway.replicas,selectorpath=.status.gateway.selector
+// +kubebuilder:resource:shortName=chat,categories=parley
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.status.gateway.ready`,description="ready/desired gateway pods"
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 40",message="metadata.name must be at most 40 characters: child object names append suffixes to it"
+type ChatCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ChatClusterSpec   `json:"spec"`
+	Status ChatClusterStatus `json:"status,omitempty"`
+}
+
+// ChatClusterList is a list of ChatClusters.
+//
+// +kubebuilder:object:root=true
+type ChatClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ChatCluster `json:"items"`
+}
+
+// ChatClusterSpec is the desired state of a ChatCluster.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.version) && has(self.image))",message="set either version or image, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.core.autoscaling) || !has(self.core.autoscaling.targetConnectionsPerPod)",message="core.autoscaling.targetConnectionsPerPod is only valid for the gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.notification.autoscaling) || !has(self.notification.autoscaling.targetConnectionsPerPod)",message="notification.autoscaling.targetConnectionsPerPod is only valid for the gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.files.volume) || self.files.volume.accessMode == 'ReadWriteMany' || (!has(self.core.autoscaling) && self.core.replicas <= 1)",message="files.volume with accessMode ReadWriteOnce or ReadWriteOncePod serves only one core pod: use accessMode ReadWriteMany or files.s3, or run core with replicas 1 and no autoscaling"
+type ChatClusterSpec struct {
+	// Version of Parley to run, for example "0.1.0" or "v0.1.0". The image is the operator's
+	// own image repository with this tag. Empty means the operator's own version.
+	// Changing it runs `parley migrate` as a Job first and rolls the workloads only after
+	// the Job succeeds.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`
+	Version string `json:"version,omitempty"`
+
+	// Image overrides the full image reference (repository:tag or repository@digest) of
+	// every Parley workload. Mutually exclusive with version.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy of every Parley container.
+	// +optional
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for every pod the operator creates.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// LogLevel of every workload unless the workload sets its own.
+	// +optional
+	// +kubebuilder:default=info
+	// +kubebuilder:validation:Enum=debug;info;warn;error
+	LogLevel string `json:"logLevel,omitempty"`
+
+	// Gateway holds the WebSocket gateway: the only workload reachable from outside.
+	// +optional
+	// +kubebuilder:default={}
+	Gateway WorkloadSpec `json:"gateway,omitempty"`
+
+	// Core holds the REST API and the chat.message_sent consumer.
+	// +optional
+	// +kubebuilder:default={}
+	Core WorkloadSpec `json:"core,omitempty"`
+
+	// Notification holds the fan-out to gateways and Web Push.
+	// +optional
+	// +kubebuilder:default={}
+	Notification NotificationSpec `json:"notification,omitempty"`
+
+	// Postgres is the database: exactly one of external or managed.
+	Postgres PostgresSpec `json:"postgres"`
+
+	// Redis holds presence and the per-gateway channels: exactly one of external or managed.
+	Redis RedisSpec `json:"redis"`
+
+	// Kafka is the message bus: exactly one of external or managed.
+	Kafka KafkaSpec `json:"kafka"`
+
+	// Files configures uploads.
+	// +optional
+	// +kubebuilder:default={}
+	Files FilesSpec `json:"files,omitempty"`
+
+	// Auth configures registration and tokens.
+	// +optional
+	// +kubebuilder:default={}
+	Auth AuthSpec `json:"auth,omitempty"`
+
+	// Limits protect the cluster from abusive or mistaken clients.
+	// +optional
+	// +kubebuilder:default={}
+	Limits LimitsSpec `json:"limits,omitempty"`
+
+	// Ingress exposes the gateway. Without it the gateway is reachable only through its
+	// Service.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// PodTemplate shapes every pod the operator creates (workloads, migration Jobs and
+	// managed dependencies).
+	// +optional
+	PodTemplate PodTemplateSpec `json:"podTemplate,omitempty"`
+
+	// Paused stops reconciliation: nothing is created, changed or deleted until it is
+	// false again. Status still reports the Paused condition.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// WorkloadSpec is the shape of one Parley workload (a Deployment).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
+type WorkloadSpec struct {
+	// Replicas of the workload when autoscaling is not set. The gateway's replicas are
+	// also the ChatCluster's scale subresource (kubectl scale chat/NAME --replicas=N).
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Resources of the workload's container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Autoscaling creates a HorizontalPodAutoscaler; replicas is then ignored.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// LogLevel of this workload; the ChatCluster's logLevel when empty.
+	// +optional
+	// +kubebuilder:validation:Enum=debug;info;warn;error
+	LogLevel string `json:"logLevel,omitempty"`
+
+	// Env adds or overrides environment variables of the container. A variable with the
+	// name of one the operator sets replaces it.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.targetCPUUtilization) || has(self.targetConnectionsPerPod)",message="set targetCPUUtilization, targetConnectionsPerPod or both"
+type AutoscalingSpec struct {
+	// MinReplicas is the lower bound.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetCPUUtilization is the average CPU utilisation, in percent of the requested
+	// CPU, that the autoscaler aims at. Needs resources.requests.cpu.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+
+	// TargetConnectionsPerPod (gateway only) is the average number of open WebSocket
+	// connections per gateway pod the autoscaler aims at. The gateway exports the gauge
+	// parley_gateway_connections on /metrics; a custom-metrics adapter (for example
+	// prometheus-adapter) must serve it as the pods metric parley_gateway_connections.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	TargetConnectionsPerPod *int32 `json:"targetConnectionsPerPod,omitempty"`
+}
+
+// NotificationSpec is the notification workload.
+type NotificationSpec struct {
+	WorkloadSpec `json:",inline"`
+
+	// WebPush enables Web Push to users without a live connection.
+	// +optional
+	WebPush *WebPushSpec `json:"webPush,omitempty"`
+}
+
+// WebPushSpec points at the VAPID key pair.
+type WebPushSpec struct {
+	// VAPIDKeysSecret names a Secret with the keys publicKey and privateKey (base64url,
+	// as generated by any Web Push library).
+	// +kubebuilder:validation:MinLength=1
+	VAPIDKeysSecret string `json:"vapidKeysSecret"`
+	// Subject is the contact push services may use about this sender: a mailto: address
+	// or an https: URL (RFC 8292).
+	// +kubebuilder:validation:Pattern=`^(mailto:[^@]+@.+|https://.+)$`
+	Subject string `json:"subject"`
+}
+
+// PostgresSpec chooses the database.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.external) != has(self.managed)",message="set exactly one of postgres.external or postgres.managed"
+type PostgresSpec struct {
+	// External is a PostgreSQL you run (for example a CloudNativePG cluster).
+	// +optional
+	External *ExternalPostgres `json:"external,omitempty"`
+	// Managed runs a single-instance PostgreSQL StatefulSet. For evaluation only: no
+	// replication, no backups.
+	// +optional
+	Managed *ManagedDependency `json:"managed,omitempty"`
+}
+
+// ExternalPostgres is a database the ChatCluster connects to.
+type ExternalPostgres struct {
+	// URLSecret selects the Secret key holding the connection URL
+	// (postgres://user:password@host:5432/db?sslmode=require).
+	URLSecret SecretKeyRef `json:"urlSecret"`
+}
+
+// RedisSpec chooses Redis.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.external) != has(self.managed)",message="set exactly one of redis.external or redis.managed"
+type RedisSpec struct {
+	// External is a Redis you run.
+	// +optional
+	External *ExternalRedis `json:"external,omitempty"`
+	// Managed runs a single-instance Redis StatefulSet. For evaluation only.
+	// +optional
+	Managed *ManagedDependency `json:"managed,omitempty"`
+}
+
+// ExternalRedis is a Redis the ChatCluster connects to.
+type ExternalRedis struct {
+	// URLSecret selects the Secret key holding the URL (redis://:password@host:6379/0 or
+	// rediss:// for TLS).
+	URLSecret SecretKeyRef `json:"urlSecret"`
+}
+
+// KafkaSpec chooses the bus.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.external) != has(self.managed)",message="set exactly one of kafka.external or kafka.managed"
+type KafkaSpec struct {
+	// External is a Kafka you run (for example with Strimzi).
+	// +optional
+	External *ExternalKafka `json:"external,omitempty"`
+	// Managed runs a single-node Kafka in KRaft mode. For evaluation only.
+	// +optional
+	Managed *ManagedDependency `json:"managed,omitempty"`
+	// Partitions of the topics Parley creates. A room's messages stay in one partition,
+	// so this bounds the parallelism of core and notification.
+	// +optional
+	// +kubebuilder:default=12
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Partitions int32 `json:"partitions,omitempty"`
+}
+
+// ExternalKafka is a Kafka the ChatCluster connects to.
+type ExternalKafka struct {
+	// BootstrapServers are host:port pairs.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Pattern=`^[^:,\s]+:[0-9]{1,5}$`
+	BootstrapServers []string `json:"bootstrapServers"`
+	// TLS connects with TLS, verifying the brokers against the image's CA roots.
+	// +optional
+	TLS bool `json:"tls,omitempty"`
+	// SASL authenticates to the brokers.
+	// +optional
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+}
+
+// KafkaSASL is SASL authentication for Kafka.
+type KafkaSASL struct {
+	// Mechanism is the SASL mechanism.
+	// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+	Mechanism string `json:"mechanism"`
+	// CredentialsSecret names a Secret with the keys username and password.
+	// +kubebuilder:validation:MinLength=1
+	CredentialsSecret string `json:"credentialsSecret"`
+}
+
+// SecretKeyRef selects one key of a Secret in the ChatCluster's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the Secret.
+	// +optional
+	// +kubebuilder:default=url
+	// +kubebuilder:validation:MinLength=1
+	Key string `json:"key,omitempty"`
+}
+
+// ManagedDependency is a single-instance StatefulSet with a PersistentVolumeClaim.
+type ManagedDependency struct {
+	// Image overrides the dependency's image (defaults: postgres:17-alpine,
+	// redis:8-alpine, apache/kafka:4.1.0).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	Image string `json:"image,omitempty"`
+	// Storage of the data volume. Immutable: a StatefulSet's volume claim template cannot
+	// change (grow the claim data-NAME-<dependency>-0 directly if its class allows).
+	// +optional
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="managed storage is immutable: the StatefulSet's volume claim template cannot change"
+	Storage StorageSpec `json:"storage,omitempty"`
+	// Resources of the dependency's container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// StorageSpec is a PersistentVolumeClaim's shape.
+type StorageSpec struct {
+	// Size of the volume. It can grow (if the storage class allows expansion) but not shrink.
+	// +optional
+	// +kubebuilder:default="10Gi"
+	Size resource.Quantity `json:"size,omitempty"`
+	// StorageClassName of the volume; the cluster's default class when empty. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageClassName is immutable"
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// FilesSpec configures uploads.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.volume) && has(self.s3))",message="set at most one of files.volume or files.s3"
+type FilesSpec struct {
+	// MaxUploadBytes is the largest accepted upload.
+	// +optional
+	// +kubebuilder:default=26214400
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=5368709120
+	MaxUploadBytes int64 `json:"maxUploadBytes,omitempty"`
+	// Volume stores files on a PersistentVolumeClaim mounted by core. With more than one
+	// core pod on different nodes it needs accessMode ReadWriteMany.
+	// +optional
+	Volume *FilesVolume `json:"volume,omitempty"`
+	// S3 stores files in an S3-compatible bucket.
+	// +optional
+	S3 *FilesS3 `json:"s3,omitempty"`
+}
+
+// FilesVolume is the PersistentVolumeClaim of the files.
+type FilesVolume struct {
+	StorageSpec `json:",inline"`
+	// AccessMode of the claim.
+	// +optional
+	// +kubebuilder:default=ReadWriteOnce
+	// +kubebuilder:validation:Enum=ReadWriteOnce;ReadWriteMany;ReadWriteOncePod
+	AccessMode corev1.PersistentVolumeAccessMode `json:"accessMode,omitempty"`
+}
+
+// FilesS3 is an S3-compatible bucket.
+type FilesS3 struct {
+	// Endpoint URL, for example https://s3.eu-west-1.amazonaws.com.
+	// +kubebuilder:validation:Pattern=`^https?://`
+	Endpoint string `json:"endpoint"`
+	// Bucket name.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	Bucket string `json:"bucket"`
+	// CredentialsSecret names a Secret with the keys accessKey and secretKey.
+	// +kubebuilder:validation:MinLength=1
+	CredentialsSecret string `json:"credentialsSecret"`
+}
+
+// AuthSpec configures accounts and tokens. The JWT signing key is generated into the
+// Secret NAME-signing-key on first reconcile and never rotated by the operator; delete
+// that Secret to rotate it (every session then signs in again).
+type AuthSpec struct {
+	// Registration: open (anyone), invite (with an invitation) or closed (no new accounts).
+	// +optional
+	// +kubebuilder:default=open
+	// +kubebuilder:validation:Enum=open;closed;invite
+	Registration string `json:"registration,omitempty"`
+	// TokenTTL is the lifetime of an access token, for example 24h or 30m.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	TokenTTL string `json:"tokenTTL,omitempty"`
+}
+
+// LimitsSpec are per-user and per-room limits.
+type LimitsSpec struct {
+	// MaxMessageBytes is the largest accepted message body.
+	// +optional
+	// +kubebuilder:default=16384
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	MaxMessageBytes int32 `json:"maxMessageBytes,omitempty"`
+	// MessagesPerSecond a user may send (sustained rate, per user).
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MessagesPerSecond int32 `json:"messagesPerSecond,omitempty"`
+	// MaxRoomMembers is the largest room.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=1000000
+	MaxRoomMembers int32 `json:"maxRoomMembers,omitempty"`
+}
+
+// IngressSpec exposes the gateway through an Ingress. WebSockets are long-lived: set the
+// controller's read/send timeouts through annotations (for ingress-nginx
+// nginx.ingress.kubernetes.io/proxy-read-timeout and proxy-send-timeout, e.g. "3600").
+type IngressSpec struct {
+	// Host name, for example chat.example.com.
+	// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// ClassName of the Ingress; the cluster's default class when empty.
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+	// TLSSecretName holds the certificate for host; plain HTTP when empty.
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+	// Annotations of the Ingress.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// PodTemplateSpec shapes every pod the operator creates.
+type PodTemplateSpec struct {
+	// NodeSelector of the pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// Affinity of the pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// TopologySpreadConstraints of the pods. The operator adds each workload's label
+	// selector when labelSelector is empty.
+	// +optional
+	// +listType=atomic
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// Annotations added to the pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Labels added to the pods. They cannot replace the operator's own labels.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// PriorityClassName of the pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// SecurityContext replaces the pod security context of the Parley pods (default:
+	// non-root 65532, fsGroup 65532, seccomp RuntimeDefault).
+	// +optional
+	SecurityContext *corev1.PodSecurityContext `json:"securityContext,omitempty"`
+	// ContainerSecurityContext replaces the container security context of the Parley
+	// containers (default: read-only root filesystem, no privilege escalation, every
+	// capability dropped).
+	// +optional
+	ContainerSecurityContext *corev1.SecurityContext `json:"containerSecurityContext,omitempty"`
+}
+
+// ChatClusterStatus is the observed state of a ChatCluster.
+type ChatClusterStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Progressing and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Gateway replica counts.
+	// +optional
+	Gateway WorkloadStatus `json:"gateway,omitempty"`
+	// Core replica counts.
+	// +optional
+	Core WorkloadStatus `json:"core,omitempty"`
+	// Notification replica counts.
+	// +optional
+	Notification WorkloadStatus `json:"notification,omitempty"`
+	// Version the workloads run (the tag of image).
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Image the workloads run. It changes only after the migration Job for the new image
+	// succeeded.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Endpoint is the URL clients connect to.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// WorkloadStatus counts the pods of one workload.
+type WorkloadStatus struct {
+	// Replicas are the workload's current pods (the scale subresource reads the
+	// gateway's).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas passing their readiness probe.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// UpdatedReplicas running the current pod template.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas,omitempty"`
+	// Ready is "ready/desired", for kubectl get.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+	// Selector is the workload's label selector (for the scale subresource).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+}
+
+// Condition types.
+const (
+	// ConditionReady is True when a migration has succeeded and every workload (and
+	// managed dependency) has all its desired pods ready, whichever version they run.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a migration or a rollout is under way, including
+	// a staged upgrade whose later workloads still run the previous image.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when something needs a human: a failed migration or a
+	// reconcile error.
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons.
+const (
+	ReasonAllReady          = "AllWorkloadsReady"
+	ReasonWorkloadsNotReady = "WorkloadsNotReady"
+	ReasonMigrating         = "Migrating"
+	ReasonMigrationFailed   = "MigrationFailed"
+	ReasonRollingOut        = "RollingOut"
+	ReasonStable            = "Stable"
+	ReasonReconcileError    = "ReconcileError"
+	ReasonAsExpected        = "AsExpected"
+	ReasonPaused            = "Paused"
+)

@@ -1,0 +1,161 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+)
+
+// FieldOwner is the server-side-apply field manager of everything the operator applies.
+const FieldOwner = "parley-operator"
+
+// AnnotationAppliedHash records a digest of the last applied configuration. Comparing it
+// catches fields the operator stopped setting, which a subset check cannot see.
+const AnnotationAppliedHash = "chat.parley.dev/applied-hash"
+
+// applier server-side applies one owned object per call and writes nothing when the live
+// object already holds everything the operator would send.
+type applier struct {
+	client client.Client
+	scheme *runtime.Scheme
+}
+
+// apply makes obj, owned by cc, exist as rendered. It returns whether it wrote.
+func (a applier) apply(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj client.Object) (bool, error) {
+	if err := controllerutil.SetControllerReference(cc, obj, a.scheme); err != nil {
+		return false, fmt.Errorf("owner reference on %s: %w", obj.GetName(), err)
+	}
+	desired, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return false, fmt.Errorf("convert %s: %w", obj.GetName(), err)
+	}
+	// Status is not ours to apply, and a null creationTimestamp would only add noise.
+	delete(desired, "status")
+	if meta, ok := desired["metadata"].(map[string]any); ok {
+		delete(meta, "creationTimestamp")
+	}
+	sum, err := digest(desired)
+	if err != nil {
+		return false, err
+	}
+	u := &unstructured.Unstructured{Object: desired}
+	annotations := u.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AnnotationAppliedHash] = sum
+	u.SetAnnotations(annotations)
+
+	live := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(obj), live); {
+	case err == nil:
+		liveMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+		if err != nil {
+			return false, fmt.Errorf("convert live %s: %w", obj.GetName(), err)
+		}
+		if contains(liveMap, u.Object) {
+			return false, nil
+		}
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("get %s: %w", obj.GetName(), err)
+	}
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return true, nil
+}
+
+// deleteIfOwned removes obj when it exists and cc controls it; objects someone else made
+// with the same name are left alone.
+func (a applier) deleteIfOwned(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj client.Object) (bool, error) {
+	if err := a.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	if !metav1IsControlledBy(obj, cc) {
+		return false, nil
+	}
+	if err := a.client.Delete(ctx, obj, client.PropagationPolicy("Background")); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return true, nil
+}
+
+func metav1IsControlledBy(obj client.Object, owner client.Object) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller && ref.UID == owner.GetUID() {
+			return true
+		}
+	}
+	return false
+}
+
+func digest(obj map[string]any) (string, error) {
+	data, err := json.Marshal(obj) // maps marshal with sorted keys: stable
+	if err != nil {
+		return "", fmt.Errorf("digest: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// contains reports whether live holds every value of desired: maps may have more keys,
+// lists must match element by element. Nil in desired is satisfied by anything, since
+// apply does not send it either.
+func contains(live, desired any) bool {
+	switch d := desired.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		l, ok := live.(map[string]any)
+		if !ok {
+			return len(d) == 0 && live == nil
+		}
+		for k, dv := range d {
+			lv, ok := l[k]
+			if !ok {
+				if dv == nil || isEmpty(dv) {
+					continue
+				}
+				return false
+			}
+			if !contains(lv, dv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		l, ok := live.([]any)
+		if !ok || len(l) != len(d) {
+			return len(d) == 0 && live == nil
+		}
+		for i := range d {
+			if !contains(l[i], d[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(live, desired)
+	}
+}
+
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		return len(t) == 0
+	case []any:
+		return len(t) == 0
+	}
+	return false
+}

@@ -1,0 +1,544 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers/render"
+)
+
+// Least privilege: the operator creates and patches what it owns, deletes only the kinds
+// it may need to remove (an HPA, Ingress, managed dependency or policy dropped from the
+// spec, finished migration Jobs of other versions), and never updates or deletes
+// Secrets, ConfigMaps or claims.
+//
+// +kubebuilder:rbac:groups=chat.parley.dev,resources=chatclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=chat.parley.dev,resources=chatclusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chat.parley.dev,resources=chatclusters/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps;persistentvolumeclaims,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// ChatClusterReconciler drives ChatClusters.
+type ChatClusterReconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// DefaultImage is the operator's own image: workloads run it unless the spec names a
+	// version or an image.
+	DefaultImage string
+	// Random feeds generated secrets; crypto/rand when nil.
+	Random io.Reader
+}
+
+// Event reasons.
+const (
+	EventMigrationStarted   = "MigrationStarted"
+	EventMigrationSucceeded = "MigrationSucceeded"
+	EventMigrationFailed    = "MigrationFailed"
+	EventWorkloadRolled     = "WorkloadUpdated"
+	EventSecretGenerated    = "SecretGenerated"
+	EventChildRemoved       = "ChildRemoved"
+	EventReconcileError     = "ReconcileError"
+)
+
+// SetupWithManager registers the controller and its watches: every owned kind, so a
+// deleted or edited child triggers a reconcile that restores it.
+func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&chatv1alpha1.ChatCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&batchv1.Job{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Named("chatcluster").
+		Complete(r)
+}
+
+// Reconcile brings one ChatCluster's children to its spec and reports on them.
+func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	var cc chatv1alpha1.ChatCluster
+	if err := r.Client.Get(ctx, req.NamespacedName, &cc); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get chatcluster: %w", err)
+	}
+	outcome := "success"
+	defer func() {
+		if err != nil {
+			outcome = "error"
+		}
+		reconcileTotal.WithLabelValues(req.Namespace, req.Name, outcome).Inc()
+	}()
+
+	before := cc.Status.DeepCopy()
+	if cc.Spec.Paused {
+		outcome = "paused"
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonPaused,
+			Message: "spec.paused is true: the operator changes nothing", ObservedGeneration: cc.Generation,
+		})
+		cc.Status.ObservedGeneration = cc.Generation
+		return quietConflict(r.writeStatus(ctx, &cc, before))
+	}
+
+	obs, err := r.reconcileChildren(ctx, &cc)
+	if obsErr := r.observe(ctx, &cc, obs); obsErr != nil {
+		err = errors.Join(err, obsErr)
+	}
+	if err != nil {
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonReconcileError,
+			Message: err.Error(), ObservedGeneration: cc.Generation,
+		})
+		r.event(&cc, nil, corev1.EventTypeWarning, EventReconcileError, "Reconcile", "%v", err)
+		return ctrl.Result{}, errors.Join(err, r.writeStatus(ctx, &cc, before))
+	}
+	return quietConflict(r.writeStatus(ctx, &cc, before))
+}
+
+// migration is what the reconcile learned about the upgrade to the target image.
+type migration struct {
+	target  string
+	running string // image the workloads run after this reconcile
+	pending bool
+	failed  *batchv1.JobCondition
+}
+
+func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv1alpha1.ChatCluster) (migration, error) {
+	a := applier{client: r.Client, scheme: r.Scheme}
+	if err := r.ensureGeneratedSecrets(ctx, cc); err != nil {
+		return migration{}, err
+	}
+	mig, err := r.migrate(ctx, cc)
+	if err != nil {
+		return mig, err
+	}
+	plan := render.Desired(cc, mig.running)
+	// An upgrade rolls the workloads one at a time in plan order (core, notification,
+	// gateway): a workload still on the old image stays there until the one before it
+	// has finished rolling out.
+	blocked := false
+	var errs []error
+	for _, obj := range plan.Apply {
+		d, isDeployment := obj.(*appsv1.Deployment)
+		var live *appsv1.Deployment
+		if isDeployment {
+			var err error
+			if live, err = r.liveDeployment(ctx, d); err != nil {
+				return mig, err
+			}
+			if blocked && live != nil && containerImage(live) != mig.running {
+				holdImage(d, containerImage(live))
+			}
+		}
+		wrote, err := a.apply(ctx, cc, obj)
+		if err != nil {
+			// One rejected object must not freeze the others; the error still surfaces.
+			errs = append(errs, err)
+			blocked = blocked || isDeployment
+			continue
+		}
+		if !isDeployment {
+			continue
+		}
+		upgrading := live != nil && containerImage(live) != containerImage(d)
+		if wrote && upgrading {
+			r.event(cc, d, corev1.EventTypeNormal, EventWorkloadRolled, "Upgrade", "rolling Deployment %s to %s", d.Name, containerImage(d))
+		}
+		switch {
+		case containerImage(d) != mig.running:
+			blocked = true // held back itself
+		case upgrading && wrote:
+			blocked = true // just started; the cache cannot tell yet whether it finished
+		case live != nil && !rolledOut(live):
+			blocked = true
+		}
+	}
+	for _, obj := range plan.Absent {
+		removed, err := a.deleteIfOwned(ctx, cc, obj)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", obj.GetName(), err))
+			continue
+		}
+		if removed {
+			kind := fmt.Sprintf("%T", obj)
+			if gvk, err := apiutil.GVKForObject(obj, r.Scheme); err == nil {
+				kind = gvk.Kind
+			}
+			r.event(cc, obj, corev1.EventTypeNormal, EventChildRemoved, "Delete", "removed %s %s: no longer in the spec", kind, obj.GetName())
+		}
+	}
+	return mig, errors.Join(errs...)
+}
+
+func (r *ChatClusterReconciler) liveDeployment(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployment, error) {
+	var live appsv1.Deployment
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(d), &live)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get deployment %s: %w", d.Name, err)
+	}
+	return &live, nil
+}
+
+func containerImage(d *appsv1.Deployment) string {
+	if len(d.Spec.Template.Spec.Containers) == 0 {
+		return ""
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// holdImage keeps a rendered Deployment on the image it runs while earlier workloads
+// finish their upgrade; every other change still applies.
+func holdImage(d *appsv1.Deployment, image string) {
+	d.Spec.Template.Spec.Containers[0].Image = image
+	d.Spec.Template.Labels[render.LabelVersion] = render.LabelValue(render.VersionOf(image))
+}
+
+// rolledOut reports whether every pod of the Deployment runs its current template and is
+// available.
+func rolledOut(d *appsv1.Deployment) bool {
+	desired := int32(1)
+	if d.Spec.Replicas != nil {
+		desired = *d.Spec.Replicas
+	}
+	return d.Status.ObservedGeneration >= d.Generation &&
+		d.Status.UpdatedReplicas >= desired &&
+		d.Status.AvailableReplicas >= desired &&
+		d.Status.Replicas == d.Status.UpdatedReplicas
+}
+
+// migrate decides which image the workloads run. A new target image runs `parley
+// migrate` as a Job first; the workloads move only once it succeeded, and a failed Job
+// leaves them on the image they ran.
+func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.ChatCluster) (migration, error) {
+	m := migration{target: render.TargetImage(cc, r.DefaultImage), running: cc.Status.Image}
+	if m.running == m.target {
+		return m, r.pruneMigrationJobs(ctx, cc, m.target)
+	}
+	want := render.MigrationJob(cc, m.target)
+	var job batchv1.Job
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &job)
+	switch {
+	case apierrors.IsNotFound(err):
+		// Created once and never patched: a Job's pod template is immutable, and the Job
+		// for this image is the record of its migration.
+		if err := controllerutil.SetControllerReference(cc, want, r.Scheme); err != nil {
+			return m, err
+		}
+		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+			return m, fmt.Errorf("create migration job: %w", err)
+		}
+		r.event(cc, want, corev1.EventTypeNormal, EventMigrationStarted, "Migrate", "running parley migrate from %s before rolling the workloads", m.target)
+		m.pending = true
+		return m, nil
+	case err != nil:
+		return m, fmt.Errorf("get migration job: %w", err)
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			r.event(cc, &job, corev1.EventTypeNormal, EventMigrationSucceeded, "Migrate", "migration to %s succeeded; rolling core, notification, then gateway", m.target)
+			m.running = m.target
+			cc.Status.Image = m.target
+			cc.Status.Version = render.VersionOf(m.target)
+			return m, nil
+		case batchv1.JobFailed:
+			c := c
+			m.failed = &c
+			if !meta.IsStatusConditionTrue(cc.Status.Conditions, chatv1alpha1.ConditionDegraded) {
+				r.event(cc, &job, corev1.EventTypeWarning, EventMigrationFailed, "Migrate", "migration to %s failed (%s: %s); keeping %s", m.target, c.Reason, c.Message, displayImage(m.running))
+			}
+			return m, nil
+		}
+	}
+	m.pending = true
+	return m, nil
+}
+
+// pruneMigrationJobs deletes the finished migration Jobs of other images once the
+// workloads run target, so Jobs do not pile up one per version, and a failed attempt at
+// a version can be retried by asking for that version again.
+func (r *ChatClusterReconciler) pruneMigrationJobs(ctx context.Context, cc *chatv1alpha1.ChatCluster, target string) error {
+	var jobs batchv1.JobList
+	if err := r.Client.List(ctx, &jobs, client.InNamespace(cc.Namespace), client.MatchingLabels(render.WorkloadLabels(cc, render.RoleMigrate))); err != nil {
+		return fmt.Errorf("list migration jobs: %w", err)
+	}
+	for i := range jobs.Items {
+		job := &jobs.Items[i]
+		if job.Annotations[render.AnnotationImage] == target || !metav1IsControlledBy(job, cc) || !finished(job) {
+			continue
+		}
+		if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete migration job %s: %w", job.Name, err)
+		}
+	}
+	return nil
+}
+
+func finished(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func displayImage(image string) string {
+	if image == "" {
+		return "no workloads"
+	}
+	return image
+}
+
+// ensureGeneratedSecrets creates the signing key (and the managed PostgreSQL's password)
+// once. An existing Secret is never rewritten, so a key is never rotated by accident.
+func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) error {
+	if err := r.ensureSecret(ctx, cc, render.SigningKeyName(cc), func(random []byte) *corev1.Secret {
+		return render.SigningKeySecret(cc, random)
+	}); err != nil {
+		return err
+	}
+	if cc.Spec.Postgres.Managed == nil {
+		return nil
+	}
+	return r.ensureSecret(ctx, cc, render.PostgresCredentialsName(cc), func(random []byte) *corev1.Secret {
+		return render.PostgresCredentials(cc, hex.EncodeToString(random[:24]))
+	})
+}
+
+func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alpha1.ChatCluster, name string, build func([]byte) *corev1.Secret) error {
+	var live corev1.Secret
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: name}, &live)
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get secret %s: %w", name, err)
+	}
+	random := make([]byte, 64)
+	src := r.Random
+	if src == nil {
+		src = rand.Reader
+	}
+	if _, err := io.ReadFull(src, random); err != nil {
+		return fmt.Errorf("generate %s: %w", name, err)
+	}
+	secret := build(random)
+	if err := controllerutil.SetControllerReference(cc, secret, r.Scheme); err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, secret); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil // made by an earlier reconcile the cache has not seen yet
+		}
+		return fmt.Errorf("create secret %s: %w", name, err)
+	}
+	r.event(cc, secret, corev1.EventTypeNormal, EventSecretGenerated, "Generate", "generated Secret %s", name)
+	return nil
+}
+
+// observe fills the status from the children.
+func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.ChatCluster, mig migration) error {
+	cc.Status.ObservedGeneration = cc.Generation
+	cc.Status.Endpoint = render.Endpoint(cc)
+	if cc.Status.Image != "" {
+		cc.Status.Version = render.VersionOf(cc.Status.Image)
+	}
+
+	var notReady, rolling []string
+	for _, role := range render.Workloads {
+		st, ready, done, err := r.workloadStatus(ctx, cc, role)
+		if err != nil {
+			return err
+		}
+		switch role {
+		case render.RoleGateway:
+			cc.Status.Gateway = st
+		case render.RoleCore:
+			cc.Status.Core = st
+		default:
+			cc.Status.Notification = st
+		}
+		if !ready {
+			notReady = append(notReady, role)
+		}
+		if !done {
+			rolling = append(rolling, role)
+		}
+	}
+	for _, dep := range []string{render.DepPostgres, render.DepRedis, render.DepKafka} {
+		if render.ManagedDependency(cc, dep) == nil {
+			continue
+		}
+		var sts appsv1.StatefulSet
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: render.DependencyName(cc, dep)}, &sts)
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("get statefulset %s: %w", dep, err)
+		}
+		if err != nil || sts.Status.ReadyReplicas < 1 {
+			notReady = append(notReady, dep)
+		}
+	}
+
+	gen := cc.Generation
+	switch {
+	case mig.failed != nil:
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonMigrationFailed,
+			Message:            fmt.Sprintf("migration Job to %s failed (%s: %s); the workloads stay on %s", mig.target, mig.failed.Reason, mig.failed.Message, displayImage(mig.running)),
+			ObservedGeneration: gen,
+		})
+	default:
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonAsExpected,
+			Message: "no failure", ObservedGeneration: gen,
+		})
+	}
+	switch {
+	case mig.pending:
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonMigrating,
+			Message: "waiting for the migration Job to " + mig.target, ObservedGeneration: gen,
+		})
+	case len(rolling) > 0:
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonRollingOut,
+			Message: fmt.Sprintf("rolling out: %v", rolling), ObservedGeneration: gen,
+		})
+	default:
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
+			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonStable,
+			Message: "every workload runs the current spec", ObservedGeneration: gen,
+		})
+	}
+	ready := metav1.Condition{
+		Type: chatv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonAllReady,
+		Message: "every workload has its desired pods ready", ObservedGeneration: gen,
+	}
+	switch {
+	case cc.Status.Image == "":
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "no migration has succeeded yet"
+	case len(notReady) > 0:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonWorkloadsNotReady, fmt.Sprintf("not ready: %v", notReady)
+	}
+	meta.SetStatusCondition(&cc.Status.Conditions, ready)
+	readyGauge.WithLabelValues(cc.Namespace, cc.Name).Set(boolFloat(ready.Status == metav1.ConditionTrue))
+	return nil
+}
+
+// workloadStatus reports a workload's counts, whether all its desired pods are ready, and
+// whether its rollout is done.
+func (r *ChatClusterReconciler) workloadStatus(ctx context.Context, cc *chatv1alpha1.ChatCluster, role string) (chatv1alpha1.WorkloadStatus, bool, bool, error) {
+	st := chatv1alpha1.WorkloadStatus{Selector: labels.SelectorFromSet(render.WorkloadLabels(cc, role)).String()}
+	var d appsv1.Deployment
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: render.WorkloadName(cc, role)}, &d)
+	if apierrors.IsNotFound(err) {
+		st.Ready = "0/0"
+		return st, false, true, nil
+	}
+	if err != nil {
+		return st, false, false, fmt.Errorf("get deployment %s: %w", role, err)
+	}
+	desired := int32(1)
+	if d.Spec.Replicas != nil {
+		desired = *d.Spec.Replicas
+	}
+	st.Replicas = d.Status.Replicas
+	st.ReadyReplicas = d.Status.ReadyReplicas
+	st.UpdatedReplicas = d.Status.UpdatedReplicas
+	st.Ready = fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, desired)
+	current := d.Status.ObservedGeneration >= d.Generation
+	// A workload held on the previous image during a staged upgrade is still rolling.
+	done := current && d.Status.UpdatedReplicas >= desired && d.Status.Replicas == d.Status.UpdatedReplicas &&
+		containerImage(&d) == cc.Status.Image
+	ready := current && d.Status.ReadyReplicas >= desired
+	return st, ready, done, nil
+}
+
+// writeStatus updates the status only when it changed: a reconcile that changes nothing
+// writes nothing.
+func (r *ChatClusterReconciler) writeStatus(ctx context.Context, cc *chatv1alpha1.ChatCluster, before *chatv1alpha1.ChatClusterStatus) error {
+	if equality.Semantic.DeepEqual(before, &cc.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Update(ctx, cc); err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
+
+// statusConflictRetry is how soon a reconcile whose status write lost a race runs again:
+// the watch event of the newer ChatCluster usually arrives first anyway.
+const statusConflictRetry = 200 * time.Millisecond
+
+// quietConflict turns a lost optimistic-concurrency race into a prompt requeue instead
+// of an error: it is routine, not a failure worth an error log or metric.
+func quietConflict(err error) (ctrl.Result, error) {
+	if err != nil && apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *ChatClusterReconciler) event(cc *chatv1alpha1.ChatCluster, related runtime.Object, eventType, reason, action, note string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(cc, related, eventType, reason, action, note, args...)
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

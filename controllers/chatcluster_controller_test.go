@@ -1,0 +1,812 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers/render"
+)
+
+// managedCluster has every dependency managed, an Ingress and an autoscaled gateway:
+// one ChatCluster that owns every kind of child.
+func managedCluster(ns, name string) *chatv1alpha1.ChatCluster {
+	return &chatv1alpha1.ChatCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: chatv1alpha1.ChatClusterSpec{
+			Gateway: chatv1alpha1.WorkloadSpec{Autoscaling: &chatv1alpha1.AutoscalingSpec{
+				MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: ptr.To[int32](70),
+			}},
+			Postgres: chatv1alpha1.PostgresSpec{Managed: &chatv1alpha1.ManagedDependency{}},
+			Redis:    chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{}},
+			Kafka:    chatv1alpha1.KafkaSpec{Managed: &chatv1alpha1.ManagedDependency{}},
+			Files:    chatv1alpha1.FilesSpec{Volume: &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany}},
+			Ingress:  &chatv1alpha1.IngressSpec{Host: "chat.example.com", TLSSecretName: "chat-tls"},
+		},
+	}
+}
+
+// externalCluster uses external dependencies only: its children are the three workloads
+// and what goes with them.
+func externalCluster(ns, name string) *chatv1alpha1.ChatCluster {
+	return &chatv1alpha1.ChatCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: chatv1alpha1.ChatClusterSpec{
+			Version:  "1.0.0",
+			Postgres: chatv1alpha1.PostgresSpec{External: &chatv1alpha1.ExternalPostgres{URLSecret: chatv1alpha1.SecretKeyRef{Name: "pg"}}},
+			Redis:    chatv1alpha1.RedisSpec{External: &chatv1alpha1.ExternalRedis{URLSecret: chatv1alpha1.SecretKeyRef{Name: "redis"}}},
+			Kafka:    chatv1alpha1.KafkaSpec{External: &chatv1alpha1.ExternalKafka{BootstrapServers: []string{"kafka:9092"}}},
+		},
+	}
+}
+
+// installed creates cc, lets its first migration succeed and waits for its Deployments.
+func installed(t *testing.T, c client.Client, cc *chatv1alpha1.ChatCluster) *chatv1alpha1.ChatCluster {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Create(ctx, cc); err != nil {
+		t.Fatalf("create chatcluster: %v", err)
+	}
+	finishMigration(t, c, cc, render.TargetImage(cc, operatorImage), true)
+	for _, role := range render.Workloads {
+		waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+	}
+	got, err := getCluster(ctx, c, cc.Namespace, cc.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// waitDeployment waits until the workload's Deployment exists and check passes.
+func waitDeployment(t *testing.T, c client.Client, cc *chatv1alpha1.ChatCluster, role string, check func(*appsv1.Deployment) error) *appsv1.Deployment {
+	t.Helper()
+	var d appsv1.Deployment
+	eventually(t, "deployment "+role, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: render.WorkloadName(cc, role)}, &d); err != nil {
+			return false, err
+		}
+		if err := check(&d); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+	return &d
+}
+
+func imageIs(image string) func(*appsv1.Deployment) error {
+	return func(d *appsv1.Deployment) error {
+		if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+			return fmt.Errorf("image %s, want %s", got, image)
+		}
+		return nil
+	}
+}
+
+func controlledBy(obj client.Object, cc *chatv1alpha1.ChatCluster) error {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || ref.UID != cc.UID || ref.Kind != "ChatCluster" || !ptr.Deref(ref.BlockOwnerDeletion, false) {
+		return fmt.Errorf("%s: controller reference %+v, want the ChatCluster %s", obj.GetName(), ref, cc.UID)
+	}
+	return nil
+}
+
+func TestCreateMakesEveryChild(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := managedCluster(ns, "chat")
+	if err := c.Create(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+
+	// Before the first migration succeeds there is no workload: core would start on an
+	// empty schema.
+	waitCondition(t, c, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
+	var deps appsv1.DeploymentList
+	if err := c.List(ctx, &deps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items) != 0 {
+		t.Fatalf("%d Deployments exist before the migration succeeded", len(deps.Items))
+	}
+	finishMigration(t, c, cc, operatorImage, true)
+	for _, role := range render.Workloads {
+		waitDeployment(t, c, cc, role, imageIs(operatorImage))
+	}
+	cc, err := getCluster(ctx, c, ns, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	children := []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "chat-settings"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chat-signing-key"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chat-postgres-credentials"}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "chat-files"}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "chat"}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "chat-gateway"}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "chat-internal"}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "chat-dependencies"}},
+		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "chat-gateway"}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: render.MigrationJobName(cc, operatorImage)}},
+	}
+	for _, dep := range []string{"postgres", "redis", "kafka"} {
+		children = append(children,
+			&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "chat-" + dep}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "chat-" + dep}})
+	}
+	for _, role := range render.Workloads {
+		children = append(children,
+			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "chat-" + role}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "chat-" + role}},
+			&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "chat-" + role}})
+	}
+	for _, obj := range children {
+		eventually(t, fmt.Sprintf("%T %s", obj, obj.GetName()), func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: obj.GetName()}, obj); err != nil {
+				return false, err
+			}
+			return true, controlledBy(obj, cc)
+		})
+	}
+
+	// The specs are the rendered ones: spot-check what matters most.
+	gw := waitDeployment(t, c, cc, render.RoleGateway, imageIs(operatorImage))
+	if gw.Spec.Replicas != nil && *gw.Spec.Replicas != 1 {
+		// Unset by the operator (the HPA owns it); the API server defaults it to 1.
+		t.Errorf("autoscaled gateway has replicas %d set by the operator", *gw.Spec.Replicas)
+	}
+	pod := gw.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	if !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) || !ptr.Deref(ctr.SecurityContext.ReadOnlyRootFilesystem, false) ||
+		ptr.Deref(ctr.SecurityContext.AllowPrivilegeEscalation, true) || !slices.Equal(ctr.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("gateway pod not hardened: %+v %+v", pod.SecurityContext, ctr.SecurityContext)
+	}
+	if ctr.LivenessProbe.HTTPGet.Path != "/healthz" || ctr.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("probes %s and %s", ctr.LivenessProbe.HTTPGet.Path, ctr.ReadinessProbe.HTTPGet.Path)
+	}
+	if ptr.Deref(pod.TerminationGracePeriodSeconds, 0) < 60 {
+		t.Errorf("gateway grace period %d s is too short to drain WebSockets", ptr.Deref(pod.TerminationGracePeriodSeconds, 0))
+	}
+	if !slices.Equal(ctr.Args, []string{"gateway"}) {
+		t.Errorf("gateway args %v", ctr.Args)
+	}
+	if gw.Spec.Template.Annotations[render.AnnotationConfigChecksum] == "" {
+		t.Error("gateway pod template has no config checksum")
+	}
+	var key corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "chat-signing-key"}, &key); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(key.Data[render.SigningKeyKey]); n != 64 {
+		t.Errorf("signing key has %d bytes, want 64", n)
+	}
+	var settings corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "chat-settings"}, &settings); err != nil {
+		t.Fatal(err)
+	}
+	if got := settings.Data["PARLEY_KAFKA_BROKERS"]; got != "chat-kafka:9092" {
+		t.Errorf("PARLEY_KAFKA_BROKERS = %q", got)
+	}
+	if got := settings.Data["PARLEY_FILES_MAX_UPLOAD_BYTES"]; got != "26214400" {
+		t.Errorf("PARLEY_FILES_MAX_UPLOAD_BYTES = %q: API defaults did not reach the settings", got)
+	}
+
+	got := waitCondition(t, c, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonWorkloadsNotReady)
+	if got.Status.Version != "v1.0.0" || got.Status.Image != operatorImage {
+		t.Errorf("status version %q image %q", got.Status.Version, got.Status.Image)
+	}
+	if got.Status.Endpoint != "https://chat.example.com" {
+		t.Errorf("status endpoint %q", got.Status.Endpoint)
+	}
+	if got.Status.Gateway.Ready != "0/1" || got.Status.Gateway.Selector == "" {
+		t.Errorf("gateway status %+v", got.Status.Gateway)
+	}
+	if d := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded); d == nil || d.Status != metav1.ConditionFalse {
+		t.Errorf("Degraded = %+v", d)
+	}
+	wantEvent(t, c, ns, "chat", "MigrationSucceeded")
+}
+
+func wantEvent(t *testing.T, c client.Client, ns, name, reason string) {
+	t.Helper()
+	eventually(t, "event "+reason, func(ctx context.Context) (bool, error) {
+		var events eventsv1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Reason == reason && e.Regarding.Name == name && e.Regarding.Kind == "ChatCluster" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func TestReconcileThatChangesNothingWritesNothing(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, managedCluster(ns, "quiet"))
+	waitCondition(t, c, ns, "quiet", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonWorkloadsNotReady)
+
+	// Settled: the manager may still be finishing a pass; wait until a direct reconcile
+	// finds nothing to do, then count the writes of further passes.
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}
+	eventually(t, "a reconcile without writes", func(ctx context.Context) (bool, error) {
+		before := len(writes.in(ns))
+		if _, err := reconciler.Reconcile(ctx, req); err != nil {
+			return false, err
+		}
+		after := writes.in(ns)
+		return len(after) == before, fmt.Errorf("still writing: %v", after[before:])
+	})
+	before := len(writes.in(ns))
+	for range 3 {
+		if _, err := reconciler.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := writes.in(ns); len(after) != before {
+		t.Fatalf("reconciles that change nothing wrote: %v", after[before:])
+	}
+	if before == 0 {
+		t.Fatal("the write log saw no write at all: the counting client is not in use")
+	}
+}
+
+func TestScaleSubresourceScalesGateway(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "scaled"))
+
+	scale := &autoscalingv1.Scale{}
+	if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
+		t.Fatalf("get scale: %v", err)
+	}
+	if scale.Spec.Replicas != 2 {
+		t.Fatalf("scale reports %d replicas, want the default 2", scale.Spec.Replicas)
+	}
+	scale.Spec.Replicas = 5
+	if err := c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatalf("update scale: %v", err)
+	}
+	waitDeployment(t, c, cc, render.RoleGateway, func(d *appsv1.Deployment) error {
+		if got := ptr.Deref(d.Spec.Replicas, 0); got != 5 {
+			return fmt.Errorf("gateway replicas %d", got)
+		}
+		return nil
+	})
+	eventually(t, "scale selector", func(ctx context.Context) (bool, error) {
+		if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
+			return false, err
+		}
+		return strings.Contains(scale.Status.Selector, "app.kubernetes.io/component=gateway"), fmt.Errorf("selector %q", scale.Status.Selector)
+	})
+	if d := waitDeployment(t, c, cc, render.RoleCore, func(*appsv1.Deployment) error { return nil }); ptr.Deref(d.Spec.Replicas, 0) != 2 {
+		t.Errorf("core replicas %d changed with the gateway's", ptr.Deref(d.Spec.Replicas, 0))
+	}
+}
+
+func TestDeletedChildIsRestored(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "restore"))
+
+	victims := []client.Object{
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "restore-core"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "restore-gateway"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "restore-settings"}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "restore-notification"}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "restore-internal"}},
+	}
+	for _, obj := range victims {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Fatal(err)
+		}
+		oldUID := obj.GetUID()
+		if err := c.Delete(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("%T %s restored", obj, obj.GetName()), func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				return false, err
+			}
+			if obj.GetUID() == oldUID {
+				return false, fmt.Errorf("still the deleted object")
+			}
+			return true, controlledBy(obj, cc)
+		})
+	}
+}
+
+func TestEditedChildIsReverted(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "revert"))
+
+	d := waitDeployment(t, c, cc, render.RoleCore, imageIs("parley:1.0.0"))
+	d.Spec.Template.Spec.Containers[0].Image = "evil:latest"
+	d.Spec.Replicas = ptr.To[int32](9)
+	if err := c.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, c, cc, render.RoleCore, func(d *appsv1.Deployment) error {
+		if err := imageIs("parley:1.0.0")(d); err != nil {
+			return err
+		}
+		if r := ptr.Deref(d.Spec.Replicas, 0); r != 2 {
+			return fmt.Errorf("replicas %d", r)
+		}
+		return nil
+	})
+
+	var settings corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "revert-settings"}, &settings); err != nil {
+		t.Fatal(err)
+	}
+	settings.Data["PARLEY_REGISTRATION"] = "closed"
+	if err := c.Update(ctx, &settings); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "settings reverted", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&settings), &settings); err != nil {
+			return false, err
+		}
+		return settings.Data["PARLEY_REGISTRATION"] == "open", fmt.Errorf("registration %q", settings.Data["PARLEY_REGISTRATION"])
+	})
+}
+
+func TestSettingsChangeRollsPods(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "roll"))
+	before := map[string]string{}
+	for _, role := range render.Workloads {
+		d := waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+		before[role] = d.Spec.Template.Annotations[render.AnnotationConfigChecksum]
+	}
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Limits.MaxRoomMembers = 50
+	})
+	for _, role := range render.Workloads {
+		waitDeployment(t, c, cc, role, func(d *appsv1.Deployment) error {
+			if got := d.Spec.Template.Annotations[render.AnnotationConfigChecksum]; got == before[role] {
+				return fmt.Errorf("checksum unchanged")
+			}
+			return nil
+		})
+	}
+	var settings corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "roll-settings"}, &settings); err != nil {
+		t.Fatal(err)
+	}
+	if settings.Data["PARLEY_MAX_ROOM_MEMBERS"] != "50" {
+		t.Errorf("PARLEY_MAX_ROOM_MEMBERS = %q", settings.Data["PARLEY_MAX_ROOM_MEMBERS"])
+	}
+}
+
+func TestRemovedAutoscalingDeletesHPA(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "hpa")
+	cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](60)}
+	cc = installed(t, c, cc)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	key := client.ObjectKey{Namespace: ns, Name: "hpa-core"}
+	eventually(t, "core HPA", func(ctx context.Context) (bool, error) { return c.Get(ctx, key, hpa) == nil, nil })
+	if hpa.Spec.MaxReplicas != 4 || ptr.Deref(hpa.Spec.MinReplicas, 0) != 2 {
+		t.Errorf("HPA %d..%d", ptr.Deref(hpa.Spec.MinReplicas, 0), hpa.Spec.MaxReplicas)
+	}
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Core.Autoscaling = nil
+	})
+	eventually(t, "core HPA deleted", func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, key, hpa)
+		return apierrors.IsNotFound(err), err
+	})
+	waitDeployment(t, c, cc, render.RoleCore, func(d *appsv1.Deployment) error {
+		if r := ptr.Deref(d.Spec.Replicas, 0); r != 2 {
+			return fmt.Errorf("replicas %d after autoscaling was removed", r)
+		}
+		return nil
+	})
+}
+
+func TestInvalidSpecsAreRejected(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	tests := []struct {
+		name   string
+		mutate func(*chatv1alpha1.ChatCluster)
+		want   string
+	}{
+		{"postgres external and managed", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Postgres.Managed = &chatv1alpha1.ManagedDependency{}
+		}, "set exactly one of postgres.external or postgres.managed"},
+		{"redis neither", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Redis.External = nil
+		}, "set exactly one of redis.external or redis.managed"},
+		{"kafka both", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Kafka.Managed = &chatv1alpha1.ManagedDependency{}
+		}, "set exactly one of kafka.external or kafka.managed"},
+		{"autoscaling min above max", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 5, MaxReplicas: 3, TargetCPUUtilization: ptr.To[int32](50)}
+		}, "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		{"autoscaling without target", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 3}
+		}, "set targetCPUUtilization, targetConnectionsPerPod or both"},
+		{"connections target on core", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 3, TargetConnectionsPerPod: ptr.To[int32](100)}
+		}, "core.autoscaling.targetConnectionsPerPod is only valid for the gateway"},
+		{"version and image", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Image = "parley:2"
+		}, "set either version or image, not both"},
+		{"files on volume and s3", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{}
+			cc.Spec.Files.S3 = &chatv1alpha1.FilesS3{Endpoint: "https://s3", Bucket: "abc", CredentialsSecret: "s3"}
+		}, "set at most one of files.volume or files.s3"},
+		{"read-write-once files volume with two core pods", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Core.Replicas = ptr.To[int32](2)
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteOnce}
+		}, "files.volume with accessMode ReadWriteOnce or ReadWriteOncePod serves only one core pod"},
+		{"read-write-once files volume with autoscaled core", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Core.Replicas = ptr.To[int32](1)
+			cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 3, TargetCPUUtilization: ptr.To[int32](50)}
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteOncePod}
+		}, "serves only one core pod"},
+		{"name too long", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Name = strings.Repeat("a", 41)
+		}, "metadata.name must be at most 40 characters"},
+		{"negative replicas", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Core.Replicas = ptr.To[int32](-1)
+		}, "spec.core.replicas"},
+		{"bad version", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Version = "latest"
+		}, "spec.version"},
+		{"bad registration", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Auth.Registration = "everyone"
+		}, "spec.auth.registration"},
+		{"bad kafka bootstrap", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Kafka.External.BootstrapServers = []string{"kafka"}
+		}, "spec.kafka.external.bootstrapServers[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc := externalCluster(ns, "bad")
+			tt.mutate(cc)
+			err := c.Create(ctx, cc)
+			if err == nil {
+				_ = c.Delete(ctx, cc)
+				t.Fatal("accepted")
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want Invalid mentioning %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("managed storage is immutable", func(t *testing.T) {
+		cc := externalCluster(ns, "managed-storage")
+		cc.Spec.Redis = chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{}}
+		if err := c.Create(ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+		err := tryUpdateCluster(c, cc, func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Redis.Managed.Storage.Size = resource.MustParse("20Gi")
+		})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "managed storage is immutable") {
+			t.Fatalf("update error %v, want the immutability message", err)
+		}
+	})
+
+	t.Run("storage class is immutable", func(t *testing.T) {
+		cc := externalCluster(ns, "immutable")
+		cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{StorageClassName: ptr.To("fast")}}
+		if err := c.Create(ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+		err := tryUpdateCluster(c, cc, func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Files.Volume.StorageClassName = ptr.To("slow")
+		})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "storageClassName is immutable") {
+			t.Fatalf("update error %v, want the immutability message", err)
+		}
+	})
+}
+
+func TestUpgradeMigratesBeforeRolling(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "up"))
+	for _, role := range render.Workloads {
+		waitDeployment(t, c, cc, role, imageIs("parley:1.0.0"))
+	}
+
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Version = "1.1.0"
+	})
+	// The reconcile that reports Migrating for this generation created the Job and
+	// applied the workloads: they must still run the old image.
+	got := waitCondition(t, c, ns, "up", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
+	if got.Status.Version != "1.0.0" {
+		t.Errorf("status version %q during the migration, want 1.0.0", got.Status.Version)
+	}
+	var job batchv1.Job
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: render.MigrationJobName(cc, "parley:1.1.0")}, &job); err != nil {
+		t.Fatalf("no migration job: %v", err)
+	}
+	if ctr := job.Spec.Template.Spec.Containers[0]; ctr.Image != "parley:1.1.0" || !slices.Equal(ctr.Args, []string{"migrate"}) {
+		t.Errorf("job runs %s %v", ctr.Image, ctr.Args)
+	}
+	if err := controlledBy(&job, cc); err != nil {
+		t.Error(err)
+	}
+	for _, role := range render.Workloads {
+		d := waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+		if err := imageIs("parley:1.0.0")(d); err != nil {
+			t.Errorf("%s rolled before the migration succeeded: %v", role, err)
+		}
+	}
+	wantEvent(t, c, ns, "up", "MigrationStarted")
+
+	finishMigration(t, c, cc, "parley:1.1.0", true)
+	// One workload at a time, core first: each waits for the previous one's rollout,
+	// which this test reports in place of the Deployment controller.
+	for i, role := range render.Workloads {
+		d := waitDeployment(t, c, cc, role, imageIs("parley:1.1.0"))
+		for _, later := range render.Workloads[i+1:] {
+			ld := waitDeployment(t, c, cc, later, func(*appsv1.Deployment) error { return nil })
+			if err := imageIs("parley:1.0.0")(ld); err != nil {
+				t.Errorf("%s rolled before %s finished: %v", later, role, err)
+			}
+		}
+		rollOut(t, c, d)
+	}
+	eventually(t, "status version 1.1.0", func(ctx context.Context) (bool, error) {
+		got, err := getCluster(ctx, c, ns, "up")
+		if err != nil {
+			return false, err
+		}
+		return got.Status.Version == "1.1.0" && got.Status.Image == "parley:1.1.0", fmt.Errorf("status %q %q", got.Status.Version, got.Status.Image)
+	})
+	wantEvent(t, c, ns, "up", "MigrationSucceeded")
+	done := waitCondition(t, c, ns, "up", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonAllReady)
+	if done.Status.Gateway.Ready != "2/2" {
+		t.Errorf("gateway %s after the rollout", done.Status.Gateway.Ready)
+	}
+	waitCondition(t, c, ns, "up", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonStable)
+	eventually(t, "the 1.0.0 migration Job pruned", func(ctx context.Context) (bool, error) {
+		var jobs batchv1.JobList
+		if err := c.List(ctx, &jobs, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		var names []string
+		for _, j := range jobs.Items {
+			if j.DeletionTimestamp == nil {
+				names = append(names, j.Annotations[render.AnnotationImage])
+			}
+		}
+		return slices.Equal(names, []string{"parley:1.1.0"}), fmt.Errorf("jobs for %v", names)
+	})
+}
+
+// rollOut plays the Deployment controller: every pod of d's current template is ready.
+func rollOut(t *testing.T, c client.Client, d *appsv1.Deployment) {
+	t.Helper()
+	n := ptr.Deref(d.Spec.Replicas, 1)
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+	}
+	if err := c.Status().Update(context.Background(), d); err != nil {
+		t.Fatalf("set %s status: %v", d.Name, err)
+	}
+}
+
+func TestFailedMigrationKeepsOldVersion(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "fail"))
+
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Version = "2.0.0"
+	})
+	finishMigration(t, c, cc, "parley:2.0.0", false)
+	got := waitCondition(t, c, ns, "fail", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationFailed)
+	msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded).Message
+	if !strings.Contains(msg, "BackoffLimitExceeded") || !strings.Contains(msg, "parley:1.0.0") {
+		t.Errorf("Degraded message %q does not name the Job's reason and the kept image", msg)
+	}
+	if got.Status.Version != "1.0.0" {
+		t.Errorf("status version %q, want the old 1.0.0", got.Status.Version)
+	}
+	for _, role := range render.Workloads {
+		d := waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+		if err := imageIs("parley:1.0.0")(d); err != nil {
+			t.Errorf("%s: %v after a failed migration", role, err)
+		}
+	}
+	wantEvent(t, c, ns, "fail", "MigrationFailed")
+
+	// Going back to the running version clears the failure.
+	cc, err := getCluster(ctx, c, ns, "fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Version = "1.0.0"
+	})
+	waitCondition(t, c, ns, "fail", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+
+	// The failed Job is pruned, so asking for 2.0.0 again retries with a fresh Job.
+	failedJob := client.ObjectKey{Namespace: ns, Name: render.MigrationJobName(cc, "parley:2.0.0")}
+	eventually(t, "failed Job pruned", func(ctx context.Context) (bool, error) {
+		var job batchv1.Job
+		err := c.Get(ctx, failedJob, &job)
+		return apierrors.IsNotFound(err) || (err == nil && job.DeletionTimestamp != nil), err
+	})
+}
+
+func TestPausedChangesNothing(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "paused"))
+	before := waitDeployment(t, c, cc, render.RoleGateway, func(*appsv1.Deployment) error { return nil })
+
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Paused = true
+	})
+	waitCondition(t, c, ns, "paused", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonPaused)
+
+	cc, err := getCluster(ctx, c, ns, "paused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Gateway.Replicas = ptr.To[int32](7)
+		cc.Spec.Version = "3.0.0"
+	})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "paused-core"}}
+	if err := c.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, c, ns, "paused", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonPaused)
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "paused"}}
+	if _, err := reconciler.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+
+	after := waitDeployment(t, c, cc, render.RoleGateway, func(*appsv1.Deployment) error { return nil })
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("paused gateway Deployment changed: replicas %d image %s", ptr.Deref(after.Spec.Replicas, 0), after.Spec.Template.Spec.Containers[0].Image)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(svc), svc); !apierrors.IsNotFound(err) {
+		t.Errorf("deleted Service came back while paused: %v", err)
+	}
+	var jobs batchv1.JobList
+	if err := c.List(ctx, &jobs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 {
+		t.Errorf("%d migration Jobs while paused, want only the install's", len(jobs.Items))
+	}
+
+	// Unpausing resumes: the Service returns and the upgrade starts with its Job.
+	cc, err = getCluster(ctx, c, ns, "paused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Paused = false
+	})
+	eventually(t, "service restored after unpause", func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, client.ObjectKeyFromObject(svc), svc) == nil, nil
+	})
+	waitCondition(t, c, ns, "paused", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
+}
+
+// TestRejectedChildDegradesWithoutBlockingOthers shrinks the files claim, which the API
+// server refuses: the ChatCluster reports it, and the rest of the spec still applies.
+func TestRejectedChildDegradesWithoutBlockingOthers(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "shrink")
+	cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{Size: resource.MustParse("10Gi")}}
+	cc = installed(t, c, cc)
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Files.Volume.Size = resource.MustParse("5Gi")
+		cc.Spec.Limits.MaxRoomMembers = 77
+	})
+	got := waitCondition(t, c, ns, "shrink", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonReconcileError)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded).Message; !strings.Contains(msg, "shrink-files") {
+		t.Errorf("Degraded message %q does not name the rejected claim", msg)
+	}
+	eventually(t, "settings applied despite the rejected claim", func(ctx context.Context) (bool, error) {
+		var settings corev1.ConfigMap
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shrink-settings"}, &settings); err != nil {
+			return false, err
+		}
+		return settings.Data["PARLEY_MAX_ROOM_MEMBERS"] == "77", fmt.Errorf("max room members %q", settings.Data["PARLEY_MAX_ROOM_MEMBERS"])
+	})
+	wantEvent(t, c, ns, "shrink", "ReconcileError")
+
+	// Growing it back clears the failure.
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Files.Volume.Size = resource.MustParse("10Gi")
+	})
+	waitCondition(t, c, ns, "shrink", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+}
+
+// TestKubectlGetColumns asks the API server for the table `kubectl get chat` prints.
+func TestKubectlGetColumns(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	installed(t, c, externalCluster(ns, "cols"))
+	waitCondition(t, c, ns, "cols", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonWorkloadsNotReady)
+
+	cfg := rest.CopyConfig(env.Config)
+	cfg.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
+	rc, err := rest.UnversionedRESTClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rc.Get().AbsPath("/apis/chat.parley.dev/v1alpha1/namespaces", ns, "chatclusters").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(body, &table); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	var names []string
+	for _, col := range table.ColumnDefinitions {
+		if col.Priority == 0 {
+			names = append(names, col.Name)
+		}
+	}
+	if want := []string{"Name", "Ready", "Version", "Gateway", "Age"}; !slices.Equal(names, want) {
+		t.Fatalf("columns %v, want %v", names, want)
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("%d rows", len(table.Rows))
+	}
+	row := fmt.Sprint(table.Rows[0].Cells[:4])
+	if row != "[cols False 1.0.0 0/2]" {
+		t.Errorf("row %s, want [cols False 1.0.0 0/2]", row)
+	}
+}

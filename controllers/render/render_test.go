@@ -1,0 +1,212 @@
+package render_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+const defaultImage = "parley:v0.9.0"
+
+func loadCluster(t *testing.T, name string) *chatv1alpha1.ChatCluster {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "input", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc chatv1alpha1.ChatCluster
+	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return &cc
+}
+
+// rendered is every object the operator creates for cc: the plan on the target image,
+// the generated Secrets with fixed values, and the migration Job.
+func rendered(cc *chatv1alpha1.ChatCluster) []client.Object {
+	image := render.TargetImage(cc, defaultImage)
+	objs := render.Desired(cc, image).Apply
+	objs = append(objs, render.SigningKeySecret(cc, []byte("golden-signing-key")), render.MigrationJob(cc, image))
+	if cc.Spec.Postgres.Managed != nil {
+		objs = append(objs, render.PostgresCredentials(cc, "golden-password"))
+	}
+	return objs
+}
+
+func goldenName(obj client.Object) string {
+	kind := strings.ToLower(obj.GetObjectKind().GroupVersionKind().Kind)
+	return kind + "-" + obj.GetName() + ".yaml"
+}
+
+func TestGolden(t *testing.T) {
+	for _, name := range []string{"minimal", "production", "autoscaling"} {
+		t.Run(name, func(t *testing.T) {
+			cc := loadCluster(t, name)
+			dir := filepath.Join("testdata", "golden", name)
+			if *update {
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := map[string]bool{}
+			for _, obj := range rendered(cc) {
+				if obj.GetObjectKind().GroupVersionKind().Kind == "" {
+					t.Fatalf("%T %s has no kind: server-side apply needs apiVersion and kind", obj, obj.GetName())
+				}
+				file := goldenName(obj)
+				if want[file] {
+					t.Fatalf("two objects render to %s", file)
+				}
+				want[file] = true
+				got, err := yaml.Marshal(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, file)
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				golden, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test ./controllers/render -update)", err)
+				}
+				if string(golden) != string(got) {
+					t.Errorf("%s differs from its golden file (run with -update to accept):\n--- got\n%s", path, got)
+				}
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stale []string
+			for _, e := range entries {
+				if !want[e.Name()] {
+					stale = append(stale, e.Name())
+				}
+			}
+			sort.Strings(stale)
+			if len(stale) > 0 {
+				t.Errorf("golden files no longer rendered: %v", stale)
+			}
+		})
+	}
+}
+
+func TestTargetImage(t *testing.T) {
+	tests := []struct {
+		name, version, image, defaultImage, want string
+	}{
+		{"operator default", "", "", "parley:v0.9.0", "parley:v0.9.0"},
+		{"version keeps the operator's repository", "1.2.3", "", "mirror.local:5000/team/parley:v0.9.0", "mirror.local:5000/team/parley:1.2.3"},
+		{"version on an untagged default", "1.2.3", "", "parley", "parley:1.2.3"},
+		{"version on a digest default", "1.2.3", "", "parley@sha256:abc", "parley:1.2.3"},
+		{"image wins", "", "other:7", "parley:v0.9.0", "other:7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc := &chatv1alpha1.ChatCluster{Spec: chatv1alpha1.ChatClusterSpec{Version: tt.version, Image: tt.image}}
+			if got := render.TargetImage(cc, tt.defaultImage); got != tt.want {
+				t.Fatalf("TargetImage = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	tests := map[string]string{
+		"parley:1.2.3":               "1.2.3",
+		"mirror.local:5000/parley":   "",
+		"mirror.local:5000/parley:7": "7",
+		"parley@sha256:abc":          "",
+	}
+	for image, want := range tests {
+		if got := render.VersionOf(image); got != want {
+			t.Errorf("VersionOf(%q) = %q, want %q", image, got, want)
+		}
+	}
+}
+
+func TestSettingsChangeChangesChecksum(t *testing.T) {
+	cc := loadCluster(t, "minimal")
+	before := render.Checksum(render.Settings(cc))
+	if again := render.Checksum(render.Settings(cc)); again != before {
+		t.Fatalf("checksum not deterministic: %s then %s", before, again)
+	}
+	cc.Spec.Limits.MaxRoomMembers++
+	if after := render.Checksum(render.Settings(cc)); after == before {
+		t.Fatal("changing a limit left the settings checksum unchanged: pods would not roll")
+	}
+}
+
+func TestUserEnvOverridesOperatorEnv(t *testing.T) {
+	cc := loadCluster(t, "production")
+	d := render.Deployment(cc, render.RoleCore, "parley:1", "sum")
+	env := d.Spec.Template.Spec.Containers[0].Env
+	seen := map[string]int{}
+	for _, e := range env {
+		seen[e.Name]++
+		if e.Name == "PARLEY_LOG_LEVEL" && e.Value != "debug" {
+			t.Errorf("PARLEY_LOG_LEVEL = %q, want the user's debug", e.Value)
+		}
+	}
+	for name, n := range seen {
+		if n > 1 {
+			t.Errorf("%s appears %d times", name, n)
+		}
+	}
+	if seen["GOMAXPROCS"] != 1 {
+		t.Error("user variable GOMAXPROCS missing")
+	}
+}
+
+func TestSigningKeyOnlyWhereTokensAreHandled(t *testing.T) {
+	cc := loadCluster(t, "minimal")
+	for _, role := range render.Workloads {
+		has := false
+		for _, e := range render.Deployment(cc, role, "parley:1", "sum").Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "PARLEY_JWT_SIGNING_KEY" {
+				has = true
+				if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+					t.Errorf("%s: signing key must come from a Secret reference", role)
+				}
+			}
+		}
+		if want := role != render.RoleNotification; has != want {
+			t.Errorf("%s has the signing key = %v, want %v", role, has, want)
+		}
+	}
+}
+
+func TestPlanDropsWorkloadsUntilMigrated(t *testing.T) {
+	cc := loadCluster(t, "autoscaling")
+	for _, obj := range render.Desired(cc, "").Apply {
+		switch obj.GetObjectKind().GroupVersionKind().Kind {
+		case "Deployment", "HorizontalPodAutoscaler":
+			t.Errorf("%s %s planned before any migration succeeded", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
+		}
+	}
+	absent := map[string]bool{}
+	for _, obj := range render.Desired(cc, "parley:1").Absent {
+		absent[obj.GetName()] = true
+	}
+	if !absent["scaled-notification"] || absent["scaled-gateway"] {
+		t.Errorf("absent HPAs = %v, want only the notification's", absent)
+	}
+}

@@ -348,11 +348,14 @@ func Role() cli.Role {
 	}
 }
 
+// Bridge is the app's chat service as the pipeline's acceptor and advancer.
+func Bridge(a *App) bridge.Chat { return bridge.Chat{Service: a.Chat} }
+
 // Pipeline builds the consumers of chat.message_sent and chat.receipt over b, announces
 // REST writes on b, and adds the consumer to /readyz.
 func (a *App) Pipeline(b bus.Bus, cfg pipeline.Config) (*pipeline.Pipeline, error) {
 	cfg.Logger, cfg.Registerer = a.Logger, a.Registry
-	chatBridge := bridge.Chat{Service: a.Chat}
+	chatBridge := Bridge(a)
 	pipe, err := pipeline.New(b, chatBridge, chatBridge, cfg)
 	if err != nil {
 		return nil, err

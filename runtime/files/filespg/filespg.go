@@ -3,7 +3,6 @@ package filespg
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"time"
@@ -15,27 +14,14 @@ import (
 	"github.com/parleychat/parley/runtime/files"
 )
 
-// Schema is the DDL of the files table, idempotent.
-//
-//go:embed schema.sql
-var Schema string
-
 // Store keeps file metadata in the files table.
 type Store struct {
 	pool *pgxpool.Pool
 }
 
-// New returns a store on pool; the schema must already exist (see Schema).
+// New returns a store on pool; the table comes from the project's migrations (parley migrate).
 func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool}
-}
-
-// ApplySchema creates the table and indexes if they are missing.
-func ApplySchema(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, Schema); err != nil {
-		return fmt.Errorf("filespg: apply schema: %w", err)
-	}
-	return nil
 }
 
 const columns = `id, uploader_id, size, sha256, content_type, claimed_type, name, created_at, status, thumbnail_id`

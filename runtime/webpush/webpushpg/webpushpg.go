@@ -3,7 +3,6 @@ package webpushpg
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -12,27 +11,14 @@ import (
 	"github.com/parleychat/parley/runtime/webpush"
 )
 
-// Schema is the DDL of the webpush_subscriptions table, idempotent.
-//
-//go:embed schema.sql
-var Schema string
-
 // Store keeps subscriptions in the webpush_subscriptions table.
 type Store struct {
 	pool *pgxpool.Pool
 }
 
-// New returns a store on pool; the schema must already exist (see ApplySchema).
+// New returns a store on pool; the table comes from the project's migrations (parley migrate).
 func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool}
-}
-
-// ApplySchema creates the table and index if they are missing.
-func ApplySchema(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, Schema); err != nil {
-		return fmt.Errorf("webpushpg: apply schema: %w", err)
-	}
-	return nil
 }
 
 // Add implements webpush.Store: one statement, so concurrent adds of the same endpoint

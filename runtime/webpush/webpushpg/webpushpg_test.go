@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley/internal/testenv"
+	"github.com/parleychat/parley/runtime/store/postgres"
 	"github.com/parleychat/parley/runtime/webpush"
 	"github.com/parleychat/parley/runtime/webpush/webpushtest"
 )
@@ -12,18 +13,9 @@ import (
 func TestPostgresContract(t *testing.T) {
 	webpushtest.StoreContract(t, func(t *testing.T) webpush.Store {
 		pool := testenv.PostgresPool(t)
-		if err := ApplySchema(context.Background(), pool); err != nil {
+		if _, err := postgres.Migrate(context.Background(), pool); err != nil {
 			t.Fatal(err)
 		}
 		return New(pool)
 	})
-}
-
-func TestSchemaIsIdempotent(t *testing.T) {
-	pool := testenv.PostgresPool(t)
-	for i := range 2 {
-		if err := ApplySchema(context.Background(), pool); err != nil {
-			t.Fatalf("apply %d: %v", i+1, err)
-		}
-	}
 }

@@ -1,5 +1,4 @@
--- Files: metadata of uploads (the bytes live in the blob store). Same DDL as
--- runtime/files/filespg/schema.sql, which its tests apply on their own.
+-- Files: metadata of uploads (the bytes live in the blob store).
 CREATE TABLE IF NOT EXISTS files (
     id           text        PRIMARY KEY,
     uploader_id  text        NOT NULL,

@@ -1,4 +1,3 @@
--- Web Push subscriptions. Same DDL as runtime/webpush/webpushpg/schema.sql.
 -- Web Push subscriptions: one row per push endpoint (a browser profile), owned by a user.
 CREATE TABLE IF NOT EXISTS webpush_subscriptions (
     endpoint   text        PRIMARY KEY,

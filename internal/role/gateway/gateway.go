@@ -95,21 +95,12 @@ func Role() cli.Role {
 
 func run(ctx context.Context, env cli.Env, cfg Config) error {
 	logger := cfg.Core.Logger(env).With("role", "gateway")
-	app, err := core.Build(ctx, cfg.Core, logger)
+	backends, err := core.OpenBackends(ctx, cfg.Core, cfg.Bus, logger)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	b, busPing, err := cfg.Bus.Open(ctx, logger)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer backends.Close()
+	app, rdb, b, busPing := backends.App, backends.Redis, backends.Bus, backends.BusPing
 
 	health := deps.NewHealth()
 	pres := presence.NewRedis(rdb, "", presence.Config{TTL: cfg.PresenceTTL})

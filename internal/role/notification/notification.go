@@ -77,21 +77,12 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 		_, _ = rand.Read(key)
 		cfg.Core.JWTSigningKey = hex.EncodeToString(key)
 	}
-	app, err := core.Build(ctx, cfg.Core, logger)
+	backends, err := core.OpenBackends(ctx, cfg.Core, cfg.Bus, logger)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	b, busPing, err := cfg.Bus.Open(ctx, logger)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer backends.Close()
+	app, rdb, b, busPing := backends.App, backends.Redis, backends.Bus, backends.BusPing
 
 	health := deps.NewHealth()
 	pres := presence.NewRedis(rdb, "", presence.Config{TTL: cfg.PresenceTTL})

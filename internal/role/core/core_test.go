@@ -59,23 +59,7 @@ func TestRole_refusesBadConfig(t *testing.T) {
 func TestBuild_servesOverPostgres(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dsn := testenv.Postgres(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.PostgresURL, cfg.JWTSigningKey = dsn, key
-	var logs bytes.Buffer
-	app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: &logs}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := migratedApp(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +93,7 @@ func TestBuild_servesOverPostgres(t *testing.T) {
 		t.Fatalf("the app's verifier refuses its own token: %v", err)
 	}
 	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM users WHERE username_key = 'alice'`).Scan(&n); err != nil || n != 1 {
+	if err := app.Pool.QueryRow(ctx, `SELECT count(*) FROM users WHERE username_key = 'alice'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("alice in PostgreSQL: %d, %v", n, err)
 	}
 	cancel()
@@ -121,4 +105,28 @@ func TestBuild_servesOverPostgres(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Serve did not return after cancel")
 	}
+}
+
+// migratedApp builds the app over a fresh, migrated PostgreSQL schema, closed when the
+// test ends.
+func migratedApp(t *testing.T) *App {
+	t.Helper()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.PostgresURL, cfg.JWTSigningKey = dsn, key
+	app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: io.Discard}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(app.Close)
+	return app
 }

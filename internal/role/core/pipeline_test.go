@@ -1,22 +1,17 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/protocol"
-	"github.com/parleychat/parley/runtime/store/postgres"
 	"github.com/parleychat/parley/runtime/users"
 )
 
@@ -60,23 +55,7 @@ func (c *crashAfterCommit) AcceptMessages(ctx context.Context, in []protocol.Mes
 func TestPipelineCrashBetweenCommitsWithRealServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dsn := testenv.Postgres(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.PostgresURL, cfg.JWTSigningKey = dsn, key
-	var logs bytes.Buffer
-	app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: &logs}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := migratedApp(t)
 	ann, _, err := app.Users.Register(ctx, users.Registration{Username: "ann", Password: "correct horse battery staple"})
 	if err != nil {
 		t.Fatal(err)

@@ -344,11 +344,18 @@ func (s *Server) advanceReceipt(r *http.Request, me string) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	rc, err := s.cfg.Chat.AdvanceReceipt(r.Context(), me, r.PathValue("roomID"), req.Kind, req.Seq)
-	if err == nil && s.cfg.Events != nil {
-		if err := s.cfg.Events.ReceiptMoved(r.Context(), rc); err != nil {
-			s.cfg.Logger.Warn("announcing a REST receipt failed", "room", rc.RoomID, "err", err)
+	// The batch form says whether a cursor moved: only a move is announced to members.
+	res, err := s.cfg.Chat.AdvanceReceipts(r.Context(), []chat.ReceiptRequest{{RoomID: r.PathValue("roomID"), UserID: me, Kind: req.Kind, Seq: req.Seq}})
+	if err != nil {
+		return 0, nil, err
+	}
+	if res[0].Err != nil {
+		return 0, nil, res[0].Err
+	}
+	if res[0].Moved && s.cfg.Events != nil {
+		if err := s.cfg.Events.ReceiptMoved(r.Context(), res[0].Receipt); err != nil {
+			s.cfg.Logger.Warn("announcing a REST receipt failed", "room", res[0].Receipt.RoomID, "err", err)
 		}
 	}
-	return http.StatusOK, rc, err
+	return http.StatusOK, res[0].Receipt, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -224,9 +225,16 @@ func TestCreateMakesEveryChild(t *testing.T) {
 	if got.Status.Endpoint != "https://chat.example.com" {
 		t.Errorf("status endpoint %q", got.Status.Endpoint)
 	}
-	if got.Status.Gateway.Ready != "0/1" || got.Status.Gateway.Selector == "" {
-		t.Errorf("gateway status %+v", got.Status.Gateway)
-	}
+	// Replica counts come from the Deployments' status as the cache sees them: they can
+	// lag the first status write by a reconcile.
+	eventually(t, "gateway replica status", func(ctx context.Context) (bool, error) {
+		cc, err := getCluster(ctx, c, ns, "chat")
+		if err != nil {
+			return false, err
+		}
+		gw := cc.Status.Gateway
+		return gw.Ready == "0/1" && gw.Selector != "", fmt.Errorf("gateway status %+v", gw)
+	})
 	if d := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded); d == nil || d.Status != metav1.ConditionFalse {
 		t.Errorf("Degraded = %+v", d)
 	}
@@ -784,29 +792,40 @@ func TestKubectlGetColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := rc.Get().AbsPath("/apis/chat.parley.dev/v1alpha1/namespaces", ns, "chatclusters").
-		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
-	if err != nil {
-		t.Fatalf("%v: %s", err, body)
-	}
-	var table metav1.Table
-	if err := json.Unmarshal(body, &table); err != nil {
-		t.Fatalf("%v: %s", err, body)
-	}
-	var names []string
-	for _, col := range table.ColumnDefinitions {
-		if col.Priority == 0 {
-			names = append(names, col.Name)
+	// Status fills in over a few reconciles (conditions, then replica counts): poll the
+	// table until the row settles, within a deadline.
+	const want = "[cols False 1.0.0 0/2]"
+	var row string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, err := rc.Get().AbsPath("/apis/chat.parley.dev/v1alpha1/namespaces", ns, "chatclusters").
+			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+		if err != nil {
+			t.Fatalf("%v: %s", err, body)
 		}
+		var table metav1.Table
+		if err := json.Unmarshal(body, &table); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		var names []string
+		for _, col := range table.ColumnDefinitions {
+			if col.Priority == 0 {
+				names = append(names, col.Name)
+			}
+		}
+		if want := []string{"Name", "Ready", "Version", "Gateway", "Age"}; !slices.Equal(names, want) {
+			t.Fatalf("columns %v, want %v", names, want)
+		}
+		if len(table.Rows) != 1 {
+			t.Fatalf("%d rows", len(table.Rows))
+		}
+		row = fmt.Sprint(table.Rows[0].Cells[:4])
+		if row == want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if want := []string{"Name", "Ready", "Version", "Gateway", "Age"}; !slices.Equal(names, want) {
-		t.Fatalf("columns %v, want %v", names, want)
-	}
-	if len(table.Rows) != 1 {
-		t.Fatalf("%d rows", len(table.Rows))
-	}
-	row := fmt.Sprint(table.Rows[0].Cells[:4])
-	if row != "[cols False 1.0.0 0/2]" {
-		t.Errorf("row %s, want [cols False 1.0.0 0/2]", row)
+	if row != want {
+		t.Errorf("row %s, want %s", row, want)
 	}
 }

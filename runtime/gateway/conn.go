@@ -137,6 +137,20 @@ func (c *conn) enqueue(f protocol.ServerFrame) {
 	c.enqueueEncoded(o)
 }
 
+// enqueueWait queues f, waiting for room: for the connection's own replies (resume),
+// which only ever hold up this connection's reader. It gives up when the connection ends.
+func (c *conn) enqueueWait(f protocol.ServerFrame) {
+	o, err := encode(f)
+	if err != nil {
+		c.g.log.Error("unencodable frame", "err", err)
+		return
+	}
+	select {
+	case c.send <- o:
+	case <-c.quit:
+	}
+}
+
 // enqueueEncoded never blocks: when the queue is full the client is too slow and is dropped.
 func (c *conn) enqueueEncoded(f *outbound) {
 	if c.dead.Load() {
@@ -335,8 +349,10 @@ func (c *conn) resume(f protocol.ClientFrame) {
 			c.enqueue(protocol.ServerFrame{Type: protocol.FrameError, Code: code, Message: msg, Ref: f.Type, Room: room})
 			continue
 		}
+		// A replay may be longer than the send queue: wait for the writer rather than
+		// mistake this client for a slow one.
 		for _, m := range msgs {
-			c.enqueue(m)
+			c.enqueueWait(m)
 		}
 	}
 }

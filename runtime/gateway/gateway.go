@@ -237,6 +237,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusServiceUnavailable, string(protocol.CodeShutdown), "this gateway is shutting down; reconnect")
 		return
 	}
+	// Origin first: a foreign page learns nothing about the token it may have stolen.
+	if !g.checkOrigin(r) {
+		g.metrics.refused.WithLabelValues("origin").Inc()
+		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
+		return
+	}
 	token, v1 := tokenFromSubprotocols(r)
 	if !v1 {
 		writeHTTPError(w, http.StatusBadRequest, "bad_handshake", "ask for the "+protocol.Subprotocol+" subprotocol")
@@ -251,11 +257,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		g.metrics.refused.WithLabelValues("bad_token").Inc()
 		writeHTTPError(w, http.StatusUnauthorized, string(protocol.CodeUnauthorized), "invalid or expired access token")
-		return
-	}
-	if !g.checkOrigin(r) {
-		g.metrics.refused.WithLabelValues("origin").Inc()
-		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
 		return
 	}
 	ws, err := g.upgrader.Upgrade(w, r, nil)

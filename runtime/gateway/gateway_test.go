@@ -428,6 +428,24 @@ func TestResumeReplaysMissedMessagesInOrder(t *testing.T) {
 	}
 }
 
+func TestResumeLongerThanTheSendQueue(t *testing.T) {
+	var msgs []protocol.MessageDelivered
+	for i := 1; i <= 120; i++ {
+		msgs = append(msgs, protocol.MessageDelivered{RoomID: "r1", SenderID: "bob", ClientID: fmt.Sprint(i), ServerID: fmt.Sprintf("m%d", i), Seq: int64(i), Body: "x", CreatedAt: time.Now()})
+	}
+	f := newFixture(t, Config{SendQueue: 4, ResumeLimit: 100}, history{"r1": msgs})
+	ws := f.dial(t, "tok-alice")
+	send(t, ws, `{"type":"resume","rooms":{"r1":10}}`)
+	for want := int64(11); want <= 110; want++ {
+		if got := read(t, ws); got.Type != protocol.FrameMessage || got.Seq != want {
+			t.Fatalf("replay frame = %+v, want seq %d", got, want)
+		}
+	}
+	if v := testutil.ToFloat64(f.gw.metrics.queueDrops); v != 0 {
+		t.Fatalf("a replay longer than the queue dropped the client (%v drops)", v)
+	}
+}
+
 func TestPresenceTransitionsAndTypingThrottle(t *testing.T) {
 	f := newFixture(t, Config{}, nil)
 	phone := f.dial(t, "tok-alice")

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/base64"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -343,7 +344,9 @@ func displayImage(image string) string {
 // once. An existing Secret is never rewritten, so a key is never rotated by accident.
 func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) error {
 	if err := r.ensureSecret(ctx, cc, render.SigningKeyName(cc), func(random []byte) *corev1.Secret {
-		return render.SigningKeySecret(cc, random)
+		// Text, not raw bytes: the key reaches the workloads as an environment variable,
+		// which cannot hold a NUL byte.
+		return render.SigningKeySecret(cc, []byte(base64.RawURLEncoding.EncodeToString(random)))
 	}); err != nil {
 		return err
 	}

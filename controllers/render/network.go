@@ -31,14 +31,12 @@ func Ingress(cc *chatv1alpha1.ChatCluster) *networkingv1.Ingress {
 			Rules: []networkingv1.IngressRule{{
 				Host: ing.Host,
 				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{{
-						Path:     "/",
-						PathType: ptr.To(networkingv1.PathTypePrefix),
-						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-							Name: WorkloadName(cc, RoleGateway),
-							Port: networkingv1.ServiceBackendPort{Name: HTTPPortName},
-						}},
-					}},
+					// The REST API (and files) is core's, the WebSocket the gateway's;
+					// health and metrics endpoints stay inside the cluster.
+					Paths: []networkingv1.HTTPIngressPath{
+						ingressPath("/api/", WorkloadName(cc, RoleCore)),
+						ingressPath("/ws", WorkloadName(cc, RoleGateway)),
+					},
 				}},
 			}},
 		},
@@ -47,6 +45,17 @@ func Ingress(cc *chatv1alpha1.ChatCluster) *networkingv1.Ingress {
 		out.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{ing.Host}, SecretName: ing.TLSSecretName}}
 	}
 	return out
+}
+
+func ingressPath(prefix, service string) networkingv1.HTTPIngressPath {
+	return networkingv1.HTTPIngressPath{
+		Path:     prefix,
+		PathType: ptr.To(networkingv1.PathTypePrefix),
+		Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: service,
+			Port: networkingv1.ServiceBackendPort{Name: HTTPPortName},
+		}},
+	}
 }
 
 // NetworkPolicy names.
@@ -59,13 +68,19 @@ func parleyPods(cc *chatv1alpha1.ChatCluster) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: "parley", LabelInstance: cc.Name}}
 }
 
-// GatewayPolicy admits traffic from anywhere, but only to the gateway's HTTP port.
+// GatewayPolicy admits traffic from anywhere, but only to the HTTP port of the two
+// workloads clients talk to: the gateway (WebSocket) and core (REST API, files).
 func GatewayPolicy(cc *chatv1alpha1.ChatCluster) *networkingv1.NetworkPolicy {
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: GatewayPolicyName(cc), Namespace: cc.Namespace, Labels: clusterLabels(cc)},
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: WorkloadLabels(cc, RoleGateway)},
+			PodSelector: metav1.LabelSelector{
+				MatchLabels: map[string]string{LabelName: "parley", LabelInstance: cc.Name},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: LabelComponent, Operator: metav1.LabelSelectorOpIn, Values: []string{RoleGateway, RoleCore},
+				}},
+			},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
 				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(HTTPPort))}},

@@ -215,6 +215,8 @@ func testMembersShare(t *testing.T, newBus newBusFunc) {
 		wg    sync.WaitGroup
 	)
 	done := make(chan struct{})
+	var doneOnce sync.Once
+	closeDone := func() { doneOnce.Do(func() { close(done) }) }
 	consume := func(i int, s Subscription) {
 		defer wg.Done()
 		for {
@@ -232,7 +234,7 @@ func testMembersShare(t *testing.T, newBus newBusFunc) {
 			// A commit may fail while the group rebalances; the messages then come again.
 			_ = s.Commit(ctx, msgs...)
 			if complete {
-				close(done)
+				closeDone()
 				return
 			}
 		}

@@ -514,8 +514,11 @@ func TestAPI_healthAndReadiness(t *testing.T) {
 	h.expect("GET", "/readyz", "", nil, 200, "")
 	broken = true
 	raw := h.expect("GET", "/readyz", "", nil, 503, "")
-	if !strings.Contains(string(raw), "consumer not running") {
+	if !strings.Contains(string(raw), `"consumer":"failing"`) {
 		t.Fatalf("readyz body %s does not name the failing check", raw)
+	}
+	if strings.Contains(string(raw), "consumer not running") {
+		t.Fatalf("readyz body %s shows the check's error to anonymous callers", raw)
 	}
 	if _, raw := h.do("GET", "/api/v1/openapi.yaml", "", nil, nil); !bytes.Equal(raw, OpenAPI()) {
 		t.Fatal("/api/v1/openapi.yaml does not serve the embedded document")

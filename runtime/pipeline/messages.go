@@ -9,8 +9,6 @@ import (
 	"github.com/parleychat/parley/runtime/protocol"
 )
 
-// maxDetail bounds the decoding error echoed to a sender in a rejection.
-const maxDetail = 200
 
 type messageBatch struct {
 	acceptor MessageAcceptor
@@ -41,12 +39,10 @@ func prepareMessages(msgs []bus.Message, acceptor MessageAcceptor, log *slog.Log
 				"err", err, "partition", msg.Partition, "offset", msg.Offset)
 			continue
 		}
-		detail := err.Error()
-		if len(detail) > maxDetail {
-			detail = detail[:maxDetail]
-		}
+		// The decoder's error names Go types and fields: log it, tell the client less.
+		log.Warn("refusing an undecodable message", "err", err, "partition", msg.Partition, "offset", msg.Offset)
 		rej := &protocol.MessageRejected{RoomID: ref.RoomID, SenderID: ref.SenderID, ClientID: ref.ClientID,
-			Reason: protocol.ReasonInvalid, Detail: detail}
+			Reason: protocol.ReasonInvalid, Detail: "malformed message"}
 		p, encErr := rejectedRecord(rej)
 		if encErr != nil {
 			m.undecodable.WithLabelValues("messages").Inc()

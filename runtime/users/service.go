@@ -211,28 +211,31 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 	// Keys are bounded: a 60 KB "username" must not become a 60 KB primary key.
 	accountKey := "login:account:" + strings.ToLower(truncate(username, 64))
 	addrKey := "login:addr:" + truncate(addr, 64)
-	for _, k := range []struct {
-		key   string
-		limit int
-	}{{accountKey, s.cfg.MaxFailuresPerAccount}, {addrKey, s.cfg.MaxFailuresPerAddress}} {
-		n, err := s.store.Failures(ctx, k.key, now, s.cfg.ThrottleWindow)
-		if err != nil {
-			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
-		}
-		if n >= k.limit {
-			return User{}, Tokens{}, ErrThrottled
-		}
+	n, err := s.store.Failures(ctx, addrKey, now, s.cfg.ThrottleWindow)
+	if err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	}
+	if n >= s.cfg.MaxFailuresPerAddress {
+		return User{}, Tokens{}, ErrThrottled
 	}
 	fail := func() (User, Tokens, error) {
-		for _, k := range []string{accountKey, addrKey} {
-			if _, err := s.store.RecordFailure(ctx, k, now, s.cfg.ThrottleWindow); err != nil {
-				return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
-			}
+		if _, err := s.store.RecordFailure(ctx, addrKey, now, s.cfg.ThrottleWindow); err != nil {
+			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
 		}
 		return User{}, Tokens{}, ErrInvalidCredentials
 	}
 	if len(password) > MaxPasswordLen || CheckUsername(username) != nil {
-		return fail() // no account can match; the store never sees the odd bytes
+		// No account can match: the address pays, and no per-account row is created for
+		// a name that cannot exist.
+		return fail()
+	}
+	// The attempt is counted against the account before the password is checked, in one
+	// atomic step, so that concurrent guesses cannot all pass a read-then-write check; a
+	// successful login resets it.
+	if n, err := s.store.RecordFailure(ctx, accountKey, now, s.cfg.ThrottleWindow); err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	} else if n > s.cfg.MaxFailuresPerAccount {
+		return User{}, Tokens{}, ErrThrottled
 	}
 	a, err := s.store.AccountByUsername(ctx, username)
 	if errors.Is(err, ErrNotFound) {

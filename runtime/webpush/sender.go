@@ -223,7 +223,8 @@ func (s *Sender) send(ctx context.Context, sub Subscription, body []byte) (ok bo
 		case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &urlErr) && urlErr.Timeout()):
 			return false, fail(FailTimeout, ErrUnreachable, 0, fmt.Errorf("no answer within %s", s.cfg.RequestTimeout))
 		case errors.As(err, &urlErr):
-			return false, fail(FailNetwork, ErrUnreachable, 0, err)
+			// url.Error quotes the whole endpoint, a capability: keep only its cause.
+			return false, fail(FailNetwork, ErrUnreachable, 0, urlErr.Err)
 		default: // encryption or JWT: the stored keys cannot be used
 			return false, fail(FailBadSubscription, ErrRejected, 0, err)
 		}

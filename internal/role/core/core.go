@@ -332,17 +332,32 @@ func Role() cli.Role {
 					return fmt.Errorf("listen: %w", err)
 				}
 				logger.Info("parley core listening", "addr", ln.Addr().String(), "store", cfg.Store, "bus", busCfg.Kind, "registration", cfg.Registration)
-				ctx, cancel := context.WithCancel(ctx)
+				// The pipeline and the API live and die together: a core whose consumer
+				// stopped must exit so that Kubernetes restarts it, not keep serving.
+				runCtx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				pipeErr := make(chan error, 1)
-				go func() { pipeErr <- pipe.Run(ctx) }()
-				go app.Files.RunOrphanCleanup(ctx, time.Hour)
-				serveErr := app.Serve(ctx, ln)
-				cancel()
-				if err := <-pipeErr; err != nil && ctx.Err() == nil {
-					return fmt.Errorf("pipeline: %w", err)
+				go func() { pipeErr <- pipe.Run(runCtx) }()
+				go app.Files.RunOrphanCleanup(runCtx, time.Hour)
+				serveErr := make(chan error, 1)
+				go func() { serveErr <- app.Serve(runCtx, ln) }()
+				select {
+				case err := <-pipeErr:
+					stopping := ctx.Err() != nil
+					cancel()
+					<-serveErr
+					if err != nil && !stopping {
+						return fmt.Errorf("pipeline: %w", err)
+					}
+					if !stopping {
+						return errors.New("pipeline stopped")
+					}
+					return nil
+				case err := <-serveErr:
+					cancel()
+					<-pipeErr
+					return err
 				}
-				return serveErr
 			}
 		},
 	}

@@ -206,6 +206,7 @@ func (s *Chat) Members(ctx context.Context, roomID string) ([]chat.Member, error
 	if err != nil {
 		return nil, fmt.Errorf("select members: %w", err)
 	}
+	defer rows.Close()
 	out := []chat.Member{}
 	for rows.Next() {
 		var m chat.Member
@@ -260,6 +261,7 @@ func (s *Chat) RoomsOf(ctx context.Context, userID string, exclude []string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("select rooms: %w", err)
 	}
+	defer rows.Close()
 	out := []chat.RoomSummary{}
 	for rows.Next() {
 		var sum chat.RoomSummary
@@ -458,6 +460,7 @@ func (s *Chat) History(ctx context.Context, roomID string, q chat.HistoryQuery) 
 	if err != nil {
 		return chat.Page{}, fmt.Errorf("select history: %w", err)
 	}
+	defer rows.Close()
 	p := chat.Page{Messages: []chat.Message{}}
 	for rows.Next() {
 		m, err := scanMessage(rows)
@@ -554,6 +557,7 @@ func (s *Chat) Receipts(ctx context.Context, roomID string) ([]chat.Receipt, err
 	if err != nil {
 		return nil, fmt.Errorf("select receipts: %w", err)
 	}
+	defer rows.Close()
 	out := []chat.Receipt{}
 	for rows.Next() {
 		var rc chat.Receipt

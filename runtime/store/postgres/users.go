@@ -101,6 +101,7 @@ func (s *Users) SearchUsers(ctx context.Context, prefix string, limit int) ([]us
 	if err != nil {
 		return nil, fmt.Errorf("search users: %w", err)
 	}
+	defer rows.Close()
 	out := []users.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)

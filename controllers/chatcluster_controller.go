@@ -1,9 +1,9 @@
 package controllers
 
 import (
-	"encoding/base64"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"

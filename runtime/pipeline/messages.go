@@ -9,7 +9,6 @@ import (
 	"github.com/parleychat/parley/runtime/protocol"
 )
 
-
 type messageBatch struct {
 	acceptor MessageAcceptor
 	metrics  *metrics

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
@@ -312,6 +313,17 @@ func (p Push) Subscribe(ctx context.Context, userID string, sub webpush.Subscrip
 	if err := sub.Validate(p.Config.AllowInsecureEndpoints); err != nil {
 		return err
 	}
+	subs, err := p.Store.ListByUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, s := range subs {
+		known = known || s.Endpoint == sub.Endpoint
+	}
+	if !known && len(subs) >= webpush.MaxSubscriptionsPerUser {
+		return webpush.ErrTooManySubscriptions
+	}
 	return p.Store.Add(ctx, userID, sub)
 }
 
@@ -350,6 +362,10 @@ func (p Pusher) PushMessage(ctx context.Context, userID string, m *protocol.Mess
 	}
 	payload := webpush.PayloadFromMessage(webpush.Message{ID: m.ServerID, Room: m.RoomID, Sender: m.SenderID,
 		SenderName: name, Body: m.Body, Seq: m.Seq}, webpush.PreviewOptions{})
+	// Push services answer within the request timeout, or not at all: bound the whole
+	// call so that one user's dead endpoints never hold up a partition for long.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	_, err := p.Sender.Notify(ctx, userID, payload)
 	return err
 }

@@ -150,6 +150,11 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		}
 		if err := s.checkAttachments(ctx, r); err != nil {
 			if !errors.Is(err, ErrInvalidAttachment) {
+				// Nothing is stored: give back the tokens this batch took, so its retry
+				// is not refused by its own first attempt.
+				for _, m := range toAppend {
+					s.refundToken(m.SenderID)
+				}
 				return nil, err
 			}
 			results[i].Err = err

@@ -151,6 +151,17 @@ func (s *Service) Upload(ctx context.Context, uploaderID string, in Upload) (Fil
 		s.cfg.Metrics.Rejected(RejectInternal)
 		return File{}, fmt.Errorf("files: record upload: %w", err)
 	}
+	if s.cfg.QuotaBytes > 0 {
+		// Concurrent uploads all saw the same remaining quota before streaming: now that
+		// this one is recorded, the sum tells whether together they went over.
+		used, err := s.meta.UsedBytes(ctx, uploaderID)
+		if err == nil && used > s.cfg.QuotaBytes {
+			if _, rerr := s.remove(context.WithoutCancel(ctx), f.ID); rerr == nil {
+				s.cfg.Metrics.Rejected(RejectQuota)
+				return File{}, &LimitError{Reason: RejectQuota, Limit: s.cfg.QuotaBytes}
+			}
+		}
+	}
 	s.cfg.Metrics.uploaded()
 
 	if Thumbnailable(f.ContentType) {

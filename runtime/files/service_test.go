@@ -160,6 +160,27 @@ func TestUploadBombGetsNoThumbnail(t *testing.T) {
 	}
 }
 
+func TestConcurrentUploadsNeverExceedTheQuota(t *testing.T) {
+	f := newServiceFixture(t, Config{MaxUploadBytes: 1000, QuotaBytes: 100})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = f.svc.Upload(ctx, "alice", Upload{Body: bytes.NewReader(make([]byte, 90)), Length: -1})
+		}()
+	}
+	wg.Wait()
+	used, err := f.meta.UsedBytes(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used > 100 {
+		t.Fatalf("five concurrent 90-byte uploads stored %d bytes against a 100-byte quota", used)
+	}
+}
+
 func TestUploadLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

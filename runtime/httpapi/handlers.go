@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net/http"
+	"time"
 
 	"github.com/parleychat/parley/runtime/chat"
 	"github.com/parleychat/parley/runtime/users"
@@ -318,7 +320,10 @@ func (s *Server) sendMessage(r *http.Request, me string) (int, any, error) {
 		return http.StatusOK, sendResponse{Message: m, Duplicate: true}, nil
 	}
 	if s.cfg.Events != nil {
-		if err := s.cfg.Events.MessageStored(r.Context(), m); err != nil {
+		// The message is stored: announce it even if the client hangs up now.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Events.MessageStored(ctx, m); err != nil {
 			s.cfg.Logger.Warn("announcing a REST-sent message failed", "room", m.RoomID, "err", err)
 		}
 	}
@@ -353,7 +358,9 @@ func (s *Server) advanceReceipt(r *http.Request, me string) (int, any, error) {
 		return 0, nil, res[0].Err
 	}
 	if res[0].Moved && s.cfg.Events != nil {
-		if err := s.cfg.Events.ReceiptMoved(r.Context(), res[0].Receipt); err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Events.ReceiptMoved(ctx, res[0].Receipt); err != nil {
 			s.cfg.Logger.Warn("announcing a REST receipt failed", "room", res[0].Receipt.RoomID, "err", err)
 		}
 	}

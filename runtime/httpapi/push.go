@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/parleychat/parley/runtime/webpush"
@@ -43,6 +44,10 @@ func (s *Server) pushSubscribe(r *http.Request, me string) (int, any, error) {
 		var bad *webpush.InvalidSubscriptionError
 		if errors.As(err, &bad) {
 			return 0, nil, &apiError{http.StatusBadRequest, "invalid_subscription", err.Error()}
+		}
+		if errors.Is(err, webpush.ErrTooManySubscriptions) {
+			return 0, nil, &apiError{http.StatusConflict, "too_many_subscriptions",
+				fmt.Sprintf("at most %d push subscriptions per user; remove one first", webpush.MaxSubscriptionsPerUser)}
 		}
 		return 0, nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -51,7 +52,9 @@ func HashPassword(pw string, p PasswordParams) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
+	release := hashing()
 	key := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, 32)
+	release()
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -80,6 +83,18 @@ func VerifyPassword(pw, hash string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("argon2 key: %w", err)
 	}
+	release := hashing()
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	release()
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// hashSlots bounds the argon2 computations running at once: each takes p.Memory (19 MiB by
+// default), and login and registration are open to anyone, so a flood of them must queue
+// rather than exhaust the pod's memory.
+var hashSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
+func hashing() (release func()) {
+	hashSlots <- struct{}{}
+	return func() { <-hashSlots }
 }

@@ -9,6 +9,13 @@ import (
 	"sync"
 )
 
+// MaxSubscriptionsPerUser bounds one user's browsers: each notification fans out to all
+// of them, so an unbounded list would let one user slow every delivery down.
+const MaxSubscriptionsPerUser = 10
+
+// ErrTooManySubscriptions refuses an endpoint beyond MaxSubscriptionsPerUser.
+var ErrTooManySubscriptions = errors.New("webpush: too many subscriptions for this user")
+
 // ErrSubscriptionNotFound is returned when deleting an endpoint that is not stored.
 var ErrSubscriptionNotFound = errors.New("webpush: subscription not found")
 

@@ -343,7 +343,7 @@ func displayImage(image string) string {
 // ensureGeneratedSecrets creates the signing key (and the managed PostgreSQL's password)
 // once. An existing Secret is never rewritten, so a key is never rotated by accident.
 func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) error {
-	if err := r.ensureSecret(ctx, cc, render.SigningKeyName(cc), func(random []byte) *corev1.Secret {
+	if err := r.ensureSecret(ctx, cc, render.SigningKeyName(cc), true, func(random []byte) *corev1.Secret {
 		// Text, not raw bytes: the key reaches the workloads as an environment variable,
 		// which cannot hold a NUL byte.
 		return render.SigningKeySecret(cc, []byte(base64.RawURLEncoding.EncodeToString(random)))
@@ -353,12 +353,15 @@ func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *
 	if cc.Spec.Postgres.Managed == nil {
 		return nil
 	}
-	return r.ensureSecret(ctx, cc, render.PostgresCredentialsName(cc), func(random []byte) *corev1.Secret {
+	// Not owned: like the database's claim it outlives the ChatCluster, because a data
+	// directory keeps the password it was initialised with; a recreated cluster must
+	// find the same one.
+	return r.ensureSecret(ctx, cc, render.PostgresCredentialsName(cc), false, func(random []byte) *corev1.Secret {
 		return render.PostgresCredentials(cc, hex.EncodeToString(random[:24]))
 	})
 }
 
-func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alpha1.ChatCluster, name string, build func([]byte) *corev1.Secret) error {
+func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alpha1.ChatCluster, name string, owned bool, build func([]byte) *corev1.Secret) error {
 	var live corev1.Secret
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: name}, &live)
 	if err == nil {
@@ -376,8 +379,10 @@ func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alph
 		return fmt.Errorf("generate %s: %w", name, err)
 	}
 	secret := build(random)
-	if err := controllerutil.SetControllerReference(cc, secret, r.Scheme); err != nil {
-		return err
+	if owned {
+		if err := controllerutil.SetControllerReference(cc, secret, r.Scheme); err != nil {
+			return err
+		}
 	}
 	if err := r.Client.Create(ctx, secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {

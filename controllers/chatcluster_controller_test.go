@@ -146,7 +146,6 @@ func TestCreateMakesEveryChild(t *testing.T) {
 	children := []client.Object{
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "chat-settings"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chat-signing-key"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chat-postgres-credentials"}},
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "chat-files"}},
 		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "chat"}},
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "chat-gateway"}},
@@ -171,8 +170,17 @@ func TestCreateMakesEveryChild(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: obj.GetName()}, obj); err != nil {
 				return false, err
 			}
-			return true, controlledBy(obj, cc)
+			err := controlledBy(obj, cc)
+			return err == nil, err
 		})
+	}
+	// The database password outlives the ChatCluster, like the database's claim.
+	var creds corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "chat-postgres-credentials"}, &creds); err != nil {
+		t.Fatal(err)
+	}
+	if metav1.GetControllerOf(&creds) != nil {
+		t.Errorf("chat-postgres-credentials is owned by %+v: deleting the ChatCluster would lose the password of a kept database", metav1.GetControllerOf(&creds))
 	}
 
 	// The specs are the rendered ones: spot-check what matters most.
@@ -352,7 +360,8 @@ func TestDeletedChildIsRestored(t *testing.T) {
 			if obj.GetUID() == oldUID {
 				return false, fmt.Errorf("still the deleted object")
 			}
-			return true, controlledBy(obj, cc)
+			err := controlledBy(obj, cc)
+			return err == nil, err
 		})
 	}
 }

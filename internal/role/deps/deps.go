@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,6 +62,9 @@ func (c BusConfig) Open(ctx context.Context, logger *slog.Logger) (bus.Bus, func
 	}
 	kcfg := c.Kafka
 	kcfg.Logger = logger
+	if strings.EqualFold(kcfg.SASLMechanism, bus.SASLPlain) && !kcfg.TLS && kcfg.TLSCAFile == "" {
+		logger.Warn("SASL plain without TLS sends the Kafka password in clear text; set --kafka-tls")
+	}
 	k, err := bus.NewKafka(kcfg)
 	if err != nil {
 		return nil, nil, err

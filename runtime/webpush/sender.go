@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	webpushgo "github.com/SherClockHolmes/webpush-go"
@@ -122,7 +124,7 @@ func NewSender(cfg Config, subs subscriptions, opts ...Option) (*Sender, error) 
 		// The library prefixes "mailto:" to every subject that does not start with
 		// "https:", so a configured "mailto:x@y" would become "mailto:mailto:x@y".
 		subscriber: strings.TrimPrefix(cfg.Subject, "mailto:"),
-		client:     &http.Client{},
+		client:     defaultClient(cfg.AllowInsecureEndpoints),
 	}
 	for _, o := range opts {
 		o(s)
@@ -289,4 +291,34 @@ func hostOf(endpoint string) string {
 		return "(invalid endpoint)"
 	}
 	return u.Host
+}
+
+// defaultClient dials only public addresses: endpoints come from users, and a push must
+// never become a request into the cluster's own network (SSRF). AllowInsecureEndpoints,
+// for tests and local push services, lifts that too.
+func defaultClient(allowAny bool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	if !allowAny {
+		d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
+				return fmt.Errorf("push endpoint resolves to %s, which is not a public address", host)
+			}
+			return nil
+		}}
+		t.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: t}
+}
+
+// cgnat is the shared address space of RFC 6598, private in practice.
+var cgnat = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+
+func publicIP(ip net.IP) bool {
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
+		!ip.IsUnspecified() && !cgnat.Contains(ip)
 }

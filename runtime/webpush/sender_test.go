@@ -514,3 +514,31 @@ func TestNotifyCancelledContextSendsNothing(t *testing.T) {
 		t.Fatalf("a caller's cancellation was counted as a network failure")
 	}
 }
+
+// TestNotifyRefusesPrivateAddresses: endpoints come from users, so the default client
+// never dials an address inside the network (SSRF); the local push service on loopback
+// receives nothing.
+func TestNotifyRefusesPrivateAddresses(t *testing.T) {
+	pub, priv, err := webpush.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subject = "mailto:ops@example.com"
+	ps := webpushtest.StartPushService(t, pub, subject, true)
+	store := webpush.NewMemoryStore()
+	sub, _ := ps.Subscribe(t)
+	if err := store.Add(context.Background(), "u", sub); err != nil {
+		t.Fatal(err)
+	}
+	sender, err := webpush.NewSender(webpush.Config{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subject: subject}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := sender.Notify(context.Background(), "u", webpush.Payload{Type: "message", Room: "r", Sender: "s", Seq: 1})
+	if sent != 0 || err == nil || !strings.Contains(err.Error(), "not a public address") {
+		t.Fatalf("push to a loopback endpoint: sent %d, err %v", sent, err)
+	}
+	if got := ps.Received(); len(got) != 0 {
+		t.Fatalf("the loopback push service received %d requests", len(got))
+	}
+}

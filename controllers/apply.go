@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"reflect"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,10 +72,60 @@ func (a applier) apply(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj cl
 	case !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("get %s: %w", obj.GetName(), err)
 	}
+	if err := a.handOffReplicas(ctx, obj, live); err != nil {
+		return false, err
+	}
 	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return false, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return true, nil
+}
+
+// ReplicaHandoffOwner holds a Deployment's replicas between the operator letting go of
+// them (autoscaling was turned on) and the HorizontalPodAutoscaler's first scale.
+const ReplicaHandoffOwner = "parley-operator-replica-handoff"
+
+// handOffReplicas keeps a running Deployment's replica count when the operator stops
+// setting it. Server-side apply would otherwise remove a field its only owner dropped,
+// and the API server would default the Deployment back to 1 replica until the HPA acts.
+// A second field manager applies the live count first, so the field stays owned; the
+// HPA's first update then takes it over.
+func (a applier) handOffReplicas(ctx context.Context, obj, live client.Object) error {
+	want, ok := obj.(*appsv1.Deployment)
+	if !ok || want.Spec.Replicas != nil {
+		return nil
+	}
+	have, ok := live.(*appsv1.Deployment)
+	if !ok || have.ResourceVersion == "" || have.Spec.Replicas == nil || !OwnsReplicas(have, FieldOwner) {
+		return nil
+	}
+	handoff := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1",
+		"kind":       "Deployment",
+		"metadata":   map[string]any{"name": have.Name, "namespace": have.Namespace},
+		"spec":       map[string]any{"replicas": int64(*have.Spec.Replicas)},
+	}}
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(handoff), client.FieldOwner(ReplicaHandoffOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("hand off replicas of %s: %w", have.Name, err)
+	}
+	return nil
+}
+
+// OwnsReplicas tells whether manager's apply owns spec.replicas.
+func OwnsReplicas(d *appsv1.Deployment, manager string) bool {
+	for _, mf := range d.ManagedFields {
+		if mf.Manager != manager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]map[string]any
+		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+			continue
+		}
+		if _, ok := fields["f:spec"]["f:replicas"]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteIfOwned removes obj when it exists and cc controls it; objects someone else made

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers"
 	"github.com/parleychat/parley/controllers/render"
 )
 
@@ -459,6 +460,40 @@ func TestRemovedAutoscalingDeletesHPA(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAddedAutoscalingKeepsTheRunningReplicas: when the operator stops setting replicas
+// (the HPA takes over), a running workload keeps its count instead of falling back to the
+// API server's default of 1 until the HPA first acts.
+func TestAddedAutoscalingKeepsTheRunningReplicas(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "handoff")
+	cc.Spec.Core.Replicas = ptr.To[int32](6)
+	cc = installed(t, c, cc)
+	waitDeployment(t, c, cc, render.RoleCore, func(d *appsv1.Deployment) error {
+		if r := ptr.Deref(d.Spec.Replicas, 0); r != 6 {
+			return fmt.Errorf("replicas %d", r)
+		}
+		return nil
+	})
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 4, MaxReplicas: 10, TargetCPUUtilization: ptr.To[int32](60)}
+	})
+	key := client.ObjectKey{Namespace: ns, Name: "handoff-core"}
+	eventually(t, "core HPA", func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, key, &autoscalingv2.HorizontalPodAutoscaler{}) == nil, nil
+	})
+	var d appsv1.Deployment
+	eventually(t, "the operator let go of core's replicas", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, &d); err != nil {
+			return false, err
+		}
+		return !controllers.OwnsReplicas(&d, controllers.FieldOwner), fmt.Errorf("still owned by the operator")
+	})
+	if r := ptr.Deref(d.Spec.Replicas, 0); r != 6 {
+		t.Fatalf("core has %d replicas once autoscaling was added, want the running 6", r)
+	}
 }
 
 func TestInvalidSpecsAreRejected(t *testing.T) {

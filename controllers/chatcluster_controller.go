@@ -280,6 +280,11 @@ func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.Ch
 	case err != nil:
 		return m, fmt.Errorf("get migration job: %w", err)
 	}
+	if !metav1IsControlledBy(&job, cc) {
+		// Same name, other owner (a deleted ChatCluster's Job not yet collected): its
+		// outcome says nothing about this cluster's schema.
+		return m, fmt.Errorf("migration job %s exists but is not this ChatCluster's; waiting for it to be removed", job.Name)
+	}
 	for _, c := range job.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
@@ -314,7 +319,9 @@ func (r *ChatClusterReconciler) pruneMigrationJobs(ctx context.Context, cc *chat
 	}
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
-		if job.Annotations[render.AnnotationImage] == target || !metav1IsControlledBy(job, cc) || !finished(job) {
+		// Unfinished ones too: a Job still migrating toward an image the spec no longer
+		// asks for (the version was reverted) must not go on changing the schema.
+		if job.Annotations[render.AnnotationImage] == target || !metav1IsControlledBy(job, cc) {
 			continue
 		}
 		if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {

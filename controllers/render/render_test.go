@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -208,5 +209,18 @@ func TestPlanDropsWorkloadsUntilMigrated(t *testing.T) {
 	}
 	if !absent["scaled-notification"] || absent["scaled-gateway"] {
 		t.Errorf("absent HPAs = %v, want only the notification's", absent)
+	}
+}
+
+func TestLabelValueIsAlwaysAValidLabel(t *testing.T) {
+	valid := regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	for _, in := range []string{"1.2.3", "_private", "v1.0.0-rc.1", strings.Repeat("a", 62) + ".b", "sha256:abc", "-x-", strings.Repeat("9", 200)} {
+		got := render.LabelValue(in)
+		if len(got) > 63 || !valid.MatchString(got) {
+			t.Errorf("LabelValue(%q) = %q: not a valid label value", in, got)
+		}
+	}
+	if got := render.LabelValue("1.2.3"); got != "1.2.3" {
+		t.Errorf("LabelValue(1.2.3) = %q", got)
 	}
 }

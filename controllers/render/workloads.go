@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"strings"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
 )
@@ -81,7 +82,15 @@ func LabelValue(v string) string {
 	if len(v) > 63 {
 		v = v[:63]
 	}
-	return v
+	// A label value must begin and end with a letter or digit and hold only those and
+	// "-_.": image tags may not (a tag can start with "_", a cut can end on ".").
+	v = strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+			return r
+		}
+		return '-'
+	}, v)
+	return strings.Trim(v, "-_.")
 }
 
 // parleyPod is the pod template shared by the workloads and the migration Job.

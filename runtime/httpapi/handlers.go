@@ -77,7 +77,7 @@ func (s *Server) login(r *http.Request, _ string) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	u, t, err := s.cfg.Users.Login(r.Context(), req.Username, req.Password, clientAddr(r))
+	u, t, err := s.cfg.Users.Login(r.Context(), req.Username, req.Password, s.clientAddr(r))
 	if err != nil {
 		return 0, nil, err
 	}

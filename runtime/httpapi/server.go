@@ -49,6 +49,9 @@ type Config struct {
 	Events Events
 	// Push keeps Web Push subscriptions; nil: the push endpoints answer push_disabled.
 	Push PushSubscriptions
+	// TrustedProxies are the networks whose X-Forwarded-For is believed (the ingress
+	// controller's); empty: the peer address is the client's.
+	TrustedProxies []*net.IPNet
 }
 
 // Events is told about messages stored and receipts moved through the REST API (the
@@ -305,10 +308,39 @@ func queryInt(r *http.Request, name string, def, minV, maxV int64) (int64, error
 	return n, nil
 }
 
-func clientAddr(r *http.Request) string {
+// clientAddr is the address login throttling counts against: the peer, or, when the peer
+// is a trusted proxy (the ingress controller), the rightmost X-Forwarded-For entry that is
+// not a trusted proxy itself. Entries left of that are the client's own claims.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
 	}
 	return host
+}
+
+func (s *Server) trusted(addr string) bool {
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return false
+	}
+	for _, n := range s.cfg.TrustedProxies {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,6 +56,8 @@ type Config struct {
 	MessagesPerSecond float64
 	MaxRoomMembers    int
 	LogLevel          string
+	// TrustedProxies is a comma-separated list of CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies string
 }
 
 // DefaultConfig is the role's defaults.
@@ -82,6 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.MessagesPerSecond, "messages-per-second", c.MessagesPerSecond, "per-user message rate (burst twice that)")
 	fs.IntVar(&c.MaxRoomMembers, "max-room-members", c.MaxRoomMembers, "largest group size")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of proxies (the ingress controller) whose X-Forwarded-For names the client, for login throttling")
 }
 
 // Validate reports the first usage mistake.
@@ -105,7 +109,25 @@ func (c Config) Validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	return nil
+}
+
+func (c Config) trustedProxies() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Logger builds the role's logger at the configured level.
@@ -210,7 +232,8 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		app.Close()
 		return nil, err
 	}
-	app.API = httpapi.New(httpapi.Config{Users: app.Users, Chat: app.Chat, Logger: logger, Registry: app.Registry})
+	proxies, _ := cfg.trustedProxies() // checked by Validate
+	app.API = httpapi.New(httpapi.Config{Users: app.Users, Chat: app.Chat, Logger: logger, Registry: app.Registry, TrustedProxies: proxies})
 	app.Chat.SetObserver(app.API.Metrics())
 	if app.Pool != nil {
 		pool := app.Pool

@@ -441,6 +441,14 @@ type IngressSpec struct {
 	// Annotations of the Ingress.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// TrustedProxies are the CIDRs of the ingress controller's pods or nodes. Core then
+	// believes their X-Forwarded-For, so login throttling counts each client's address
+	// instead of the ingress's (without it, every client shares one address).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F.:]+/[0-9]{1,3}$`
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // PodTemplateSpec shapes every pod the operator creates.

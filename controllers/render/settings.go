@@ -56,6 +56,9 @@ func Settings(cc *chatv1alpha1.ChatCluster) *corev1.ConfigMap {
 	}
 	if ing := s.Ingress; ing != nil {
 		data["PARLEY_ALLOWED_ORIGINS"] = Endpoint(cc)
+		if len(ing.TrustedProxies) > 0 {
+			data["PARLEY_TRUSTED_PROXIES"] = strings.Join(ing.TrustedProxies, ",")
+		}
 	}
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},

@@ -22,6 +22,9 @@ type Role struct {
 	Setup func(fs *flag.FlagSet) RunFunc
 	// Run is used when Setup is nil.
 	Run RunFunc
+	// TakesArgs lets positional arguments through to the role; otherwise any is a usage
+	// error, so a mistyped flag never passes silently as an argument.
+	TakesArgs bool
 }
 
 // RunFunc runs a role until ctx is cancelled or the role finishes. args are the
@@ -105,6 +108,11 @@ func Main(ctx context.Context, env Env, roles []Role, args []string) int {
 			return ExitOK
 		}
 		fmt.Fprintf(env.Stderr, "parley %s: %v\n\n", r.Name, err)
+		printRoleUsage(env.Stderr, r, fs)
+		return ExitUsage
+	}
+	if len(fs.Args()) > 0 && !r.TakesArgs {
+		fmt.Fprintf(env.Stderr, "parley %s: unexpected arguments %q\n\n", r.Name, fs.Args())
 		printRoleUsage(env.Stderr, r, fs)
 		return ExitUsage
 	}

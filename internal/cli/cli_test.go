@@ -58,10 +58,11 @@ func TestMain_dispatch(t *testing.T) {
 			wantListen: ":9000", wantTimeout: 5 * time.Second,
 		},
 		{
-			name: "flag beats env", args: []string{"serve", "--listen", ":7000", "extra"}, wantCode: ExitOK, wantRan: true,
+			name: "flag beats env", args: []string{"serve", "--listen", ":7000"}, wantCode: ExitOK, wantRan: true,
 			env:        map[string]string{"PARLEY_LISTEN": ":9000"},
 			wantListen: ":7000", wantTimeout: time.Second,
 		},
+		{name: "positional arguments refused", args: []string{"serve", "extra"}, wantCode: ExitUsage, wantStderr: `unexpected arguments ["extra"]`},
 		{
 			name: "bad env value names the variable", args: []string{"serve"}, wantCode: ExitUsage,
 			env:        map[string]string{"PARLEY_WRITE_TIMEOUT": "soon"},

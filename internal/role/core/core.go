@@ -318,10 +318,7 @@ func Role() cli.Role {
 			filesCfg.RegisterFlags(fs)
 			var pushCfg webpush.Config
 			pushCfg.RegisterFlags(fs)
-			return func(ctx context.Context, env cli.Env, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
-				}
+			return func(ctx context.Context, env cli.Env, _ []string) error {
 				if err := cfg.Validate(); err != nil {
 					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 				}

@@ -82,10 +82,7 @@ func Role() cli.Role {
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
 			cfg := DefaultConfig()
 			cfg.RegisterFlags(fs)
-			return func(ctx context.Context, env cli.Env, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
-				}
+			return func(ctx context.Context, env cli.Env, _ []string) error {
 				if cfg.Presence != PresenceMemory && cfg.Presence != PresenceRedis {
 					return fmt.Errorf("%w: --presence %q: want memory or redis", cli.ErrUsage, cfg.Presence)
 				}

@@ -21,10 +21,7 @@ func Role() cli.Role {
 		Summary: "apply the database schema (idempotent, safe to run concurrently)",
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
 			url := fs.String("postgres-url", "", "PostgreSQL connection URL")
-			return func(ctx context.Context, env cli.Env, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
-				}
+			return func(ctx context.Context, env cli.Env, _ []string) error {
 				if *url == "" {
 					return fmt.Errorf("%w: --postgres-url is required", cli.ErrUsage)
 				}

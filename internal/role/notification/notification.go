@@ -55,10 +55,7 @@ func Role() cli.Role {
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
 			cfg := DefaultConfig()
 			cfg.RegisterFlags(fs)
-			return func(ctx context.Context, env cli.Env, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
-				}
+			return func(ctx context.Context, env cli.Env, _ []string) error {
 				if err := cfg.Bus.Validate(); err != nil {
 					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 				}

@@ -53,10 +53,7 @@ func Role() cli.Role {
 			fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile ChatClusters in these comma-separated namespaces (default: every namespace)")
 			fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
 			fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
-			return func(ctx context.Context, env cli.Env, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, args)
-				}
+			return func(ctx context.Context, env cli.Env, _ []string) error {
 				return Run(ctx, env, o)
 			}
 		},

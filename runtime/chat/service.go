@@ -361,15 +361,8 @@ func (s *Service) RemoveMember(ctx context.Context, actorID, roomID, userID stri
 	if actorID == userID {
 		return s.Leave(ctx, actorID, roomID)
 	}
-	r, err := s.memberRoom(ctx, actorID, roomID)
-	if err != nil {
+	if err := s.checkOwner(ctx, actorID, roomID); err != nil {
 		return err
-	}
-	if r.Kind != KindGroup {
-		return ErrNotGroup
-	}
-	if r.OwnerID != actorID {
-		return ErrNotOwner
 	}
 	if !validID(userID) {
 		return ErrNotMember
@@ -411,8 +404,8 @@ func (s *Service) Leave(ctx context.Context, userID, roomID string) error {
 	return nil
 }
 
-// TransferOwnership hands a group to another member; owner only.
-func (s *Service) TransferOwnership(ctx context.Context, actorID, roomID, newOwnerID string) error {
+// checkOwner refuses actions on roomID unless it is a group that actorID owns.
+func (s *Service) checkOwner(ctx context.Context, actorID, roomID string) error {
 	r, err := s.memberRoom(ctx, actorID, roomID)
 	if err != nil {
 		return err
@@ -422,6 +415,14 @@ func (s *Service) TransferOwnership(ctx context.Context, actorID, roomID, newOwn
 	}
 	if r.OwnerID != actorID {
 		return ErrNotOwner
+	}
+	return nil
+}
+
+// TransferOwnership hands a group to another member; owner only.
+func (s *Service) TransferOwnership(ctx context.Context, actorID, roomID, newOwnerID string) error {
+	if err := s.checkOwner(ctx, actorID, roomID); err != nil {
+		return err
 	}
 	if !validID(newOwnerID) {
 		return ErrNotMember

@@ -99,37 +99,24 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = d.MaxFrameBytes
-	}
-	if c.SendQueue <= 0 {
-		c.SendQueue = d.SendQueue
-	}
-	if c.FramesPerSecond <= 0 {
-		c.FramesPerSecond = d.FramesPerSecond
-	}
-	if c.Burst <= 0 {
-		c.Burst = d.Burst
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = d.PingInterval
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
-	if c.ResumeLimit <= 0 {
-		c.ResumeLimit = d.ResumeLimit
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = d.HeartbeatInterval
-	}
-	if c.ReconnectAfter <= 0 {
-		c.ReconnectAfter = d.ReconnectAfter
-	}
-	if c.Shards <= 0 {
-		c.Shards = d.Shards
-	}
+	orDefault(&c.MaxFrameBytes, d.MaxFrameBytes)
+	orDefault(&c.SendQueue, d.SendQueue)
+	orDefault(&c.FramesPerSecond, d.FramesPerSecond)
+	orDefault(&c.Burst, d.Burst)
+	orDefault(&c.PingInterval, d.PingInterval)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.ResumeLimit, d.ResumeLimit)
+	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
+	orDefault(&c.ReconnectAfter, d.ReconnectAfter)
+	orDefault(&c.Shards, d.Shards)
 	return c
+}
+
+// orDefault replaces a zero or negative setting with its default.
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Close codes beyond RFC 6455's, in the private 4000–4999 range.

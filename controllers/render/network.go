@@ -31,11 +31,13 @@ func Ingress(cc *chatv1alpha1.ChatCluster) *networkingv1.Ingress {
 			Rules: []networkingv1.IngressRule{{
 				Host: ing.Host,
 				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					// The REST API (and files) is core's, the WebSocket the gateway's;
-					// health and metrics endpoints stay inside the cluster.
+					// The REST API (and files) is core's; the WebSocket and the web client
+					// are the gateway's (the longest prefix wins). The gateway answers its
+					// health and metrics endpoints only to requests that no proxy forwarded.
 					Paths: []networkingv1.HTTPIngressPath{
 						ingressPath("/api/", WorkloadName(cc, RoleCore)),
 						ingressPath("/ws", WorkloadName(cc, RoleGateway)),
+						ingressPath("/", WorkloadName(cc, RoleGateway)),
 					},
 				}},
 			}},

@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/web"
 	"github.com/parleychat/parley/runtime/webpush"
 )
 
@@ -194,10 +195,21 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	})
 	app.API.AddReadiness("bus", busPing)
 
+	client, err := web.NewHandler(web.Build())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if !client.Built() {
+		logger.Warn("this binary has no web client: / explains how to build it (make run does)")
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", landing)
 	mux.Handle("GET /ws", gw)
-	mux.Handle("/", app.Handler())
+	api := app.Handler()
+	for _, p := range []string{"/api/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, api)
+	}
+	mux.Handle("/", client)
 	url := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintf(env.Stdout, "Parley is running at %s  (REST API under /api/v1, WebSocket at /ws; store %s, bus %s, presence %s)\n",
 		url, cfg.Core.Store, cfg.Bus.Kind, cfg.Presence)
@@ -213,21 +225,4 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		}
 	}
 	return serveErr
-}
-
-// landing stands in for the web client until it lands: it says what is served where.
-func landing(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Parley</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem">
-<h1>Parley is running</h1>
-<p>The web client is not built yet. What this process serves:</p>
-<ul>
-<li>REST API under <code>/api/v1</code>: <a href="/api/v1/openapi.yaml">OpenAPI document</a></li>
-<li>WebSocket protocol v1 at <code>/ws</code> (subprotocols <code>parley.v1</code> and <code>parley.auth.&lt;token&gt;</code>)</li>
-<li><a href="/readyz">/readyz</a>, <a href="/healthz">/healthz</a>, <a href="/metrics">/metrics</a></li>
-</ul></body></html>
-`)
 }

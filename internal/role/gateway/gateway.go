@@ -21,6 +21,7 @@ import (
 	wsgateway "github.com/parleychat/parley/runtime/gateway"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/web"
 )
 
 // Config of the gateway role on top of core's shared settings.
@@ -132,9 +133,19 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	if app.Pool != nil {
 		health.AddReadiness("database", func(ctx context.Context) error { return app.Pool.Ping(ctx) })
 	}
+	// The gateway serves the web client too: the Ingress sends / to it, /api/ to core.
+	client, err := web.NewHandler(web.Build())
+	if err != nil {
+		return err
+	}
+	internal := http.NewServeMux()
+	health.Register(internal)
 	mux := http.NewServeMux()
-	health.Register(mux)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, clusterOnly(internal))
+	}
 	mux.Handle("GET /ws", gw)
+	mux.Handle("/", client)
 	ln, err := net.Listen("tcp", cfg.Core.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -144,5 +155,19 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 		if err := gw.Drain(ctx); err != nil {
 			logger.Warn("drain incomplete", "err", err)
 		}
+	})
+}
+
+// clusterOnly hides an endpoint from requests that came through a proxy. The Ingress
+// routes / to the gateway for the web client, so /metrics would otherwise be public;
+// kubelet probes and Prometheus scrapes reach the pod directly, without the forwarding
+// headers every ingress controller adds.
+func clusterOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-Ip") != "" {
+			http.NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }

@@ -45,6 +45,17 @@ const (
 	FramePong      FrameType = "pong"      // answers ping, echoing id
 )
 
+// ClientFrameTypes lists the frame types a client may send, so that tests can check that
+// the JSON Schema (SchemaV1) covers them all.
+func ClientFrameTypes() []FrameType {
+	return []FrameType{FrameSend, FrameTyping, FrameMark, FrameResume, FramePing}
+}
+
+// ServerFrameTypes lists the frame types the server sends.
+func ServerFrameTypes() []FrameType {
+	return []FrameType{FrameAck, FrameMessage, FrameReceipt, FrameTypingOut, FramePresence, FrameError, FrameReconnect, FramePong}
+}
+
 // ErrorCode is the code of an error frame or a close reason. Reason codes from core
 // (not_member, blocked, ...) are reused as error codes for refused messages.
 type ErrorCode string

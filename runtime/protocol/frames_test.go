@@ -8,13 +8,18 @@ import (
 	"testing"
 )
 
-func TestDecodeClientFrame(t *testing.T) {
+// clientFrameCase is a raw client frame and the decoder's verdict on it.
+type clientFrameCase struct {
+	name string
+	raw  string
+	want ErrorCode // "" means accepted
+}
+
+// clientFrameCases are shared with schema_test.go, which checks that the JSON Schema
+// agrees with the decoder on them.
+func clientFrameCases() []clientFrameCase {
 	long := strings.Repeat("x", MaxIDLength+1)
-	tests := []struct {
-		name string
-		raw  string
-		want ErrorCode // "" means accepted
-	}{
+	return []clientFrameCase{
 		{"send", `{"type":"send","id":"c1","room":"r1","body":"hi"}`, ""},
 		{"send with attachments", `{"type":"send","id":"c1","room":"r1","attachments":["f1"]}`, ""},
 		{"typing", `{"type":"typing","room":"r1"}`, ""},
@@ -37,7 +42,10 @@ func TestDecodeClientFrame(t *testing.T) {
 		{"resume negative", `{"type":"resume","rooms":{"r1":-1}}`, CodeInvalid},
 		{"typing no room", `{"type":"typing"}`, CodeInvalid},
 	}
-	for _, tt := range tests {
+}
+
+func TestDecodeClientFrame(t *testing.T) {
+	for _, tt := range clientFrameCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeClientFrame([]byte(tt.raw))
 			if tt.want == "" {
@@ -83,16 +91,19 @@ func TestServerFrameOmitsEmptyFields(t *testing.T) {
 	}
 }
 
+// clientFrameSeeds seed FuzzDecodeClientFrame; schema_test.go checks the schema on them too.
+var clientFrameSeeds = []string{
+	`{"type":"send","id":"c1","room":"r1","body":"hi","attachments":["a"]}`,
+	`{"type":"mark","room":"r1","kind":"delivered","seq":9}`,
+	`{"type":"resume","rooms":{"r":1}}`,
+	`{"type":"typing","room":"r"}`,
+	`{"type":"ping"}`,
+	`{"type":"send","id":"","room":"r"}`,
+	`{}`, `null`, `[]`, `"x"`, ``,
+}
+
 func FuzzDecodeClientFrame(f *testing.F) {
-	for _, seed := range []string{
-		`{"type":"send","id":"c1","room":"r1","body":"hi","attachments":["a"]}`,
-		`{"type":"mark","room":"r1","kind":"delivered","seq":9}`,
-		`{"type":"resume","rooms":{"r":1}}`,
-		`{"type":"typing","room":"r"}`,
-		`{"type":"ping"}`,
-		`{"type":"send","id":"","room":"r"}`,
-		`{}`, `null`, `[]`, `"x"`, ``,
-	} {
+	for _, seed := range clientFrameSeeds {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

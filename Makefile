@@ -21,11 +21,20 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: run
-run: ## Start every role in one process on embedded defaults (parley dev) and print the URL.
+run: ## Build the web client (when Node.js is there), then start every role in one process (parley dev) and print the URL.
+	hack/web.sh build-if-possible
 	$(GO) run -ldflags "$(LDFLAGS)" . dev
 
+.PHONY: web
+web: ## Build the web client into runtime/web/dist/app (npm ci first when the lockfile changed).
+	hack/web.sh build
+
+.PHONY: web-test
+web-test: ## Vitest: the web client's state logic.
+	hack/web.sh test
+
 .PHONY: test
-test: envtest ## Run every test suite: Go unit, contract, integration, envtest and simulated cluster.
+test: envtest ## Run every test suite: Vitest, then Go unit, contract, integration, browser, envtest and simulated cluster.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh --with-sim)" hack/test.sh
 
 .PHONY: fmt
@@ -61,7 +70,7 @@ envtest: ## Provide kube-apiserver, etcd (and the simulated-cluster binaries); b
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/parley.
+build: web ## Build bin/parley with the web client embedded.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/parley .
 
 .PHONY: docker-build

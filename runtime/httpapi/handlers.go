@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"time"
@@ -60,11 +61,14 @@ func (s *Server) register(r *http.Request, _ string) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if wantsCookie(r) && !sameOrigin(r) {
+		return 0, nil, errForeignOrigin
+	}
 	u, t, err := s.cfg.Users.Register(r.Context(), users.Registration(req))
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, authResponse{User: u, Tokens: t}, nil
+	return http.StatusCreated, s.authReply(r, u, t), nil
 }
 
 type loginRequest struct {
@@ -77,38 +81,76 @@ func (s *Server) login(r *http.Request, _ string) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if wantsCookie(r) && !sameOrigin(r) {
+		return 0, nil, errForeignOrigin
+	}
 	u, t, err := s.cfg.Users.Login(r.Context(), req.Username, req.Password, s.clientAddr(r))
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, authResponse{User: u, Tokens: t}, nil
+	return http.StatusOK, s.authReply(r, u, t), nil
+}
+
+type cookieAuthResponse struct {
+	User users.User `json:"user"`
+	cookieTokens
+}
+
+// authReply is the JSON form, or in cookie mode the cookie plus a body without the
+// refresh token (a script must not be able to read it from the response either).
+func (s *Server) authReply(r *http.Request, u users.User, t users.Tokens) any {
+	if !wantsCookie(r) {
+		return authResponse{User: u, Tokens: t}
+	}
+	return withCookies{body: cookieAuthResponse{User: u, cookieTokens: withoutRefresh(t)}, cookies: []*http.Cookie{s.refreshCookie(r, t.RefreshToken)}}
 }
 
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
+// refresh rotates the token from the body or, when the body has none, from the cookie;
+// the new one goes back the same way (or as a cookie when the header asks for it).
 func (s *Server) refresh(r *http.Request, _ string) (int, any, error) {
 	var req refreshRequest
-	if err := decode(r, &req); err != nil {
+	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.cfg.Users.Refresh(r.Context(), req.RefreshToken)
+	token, fromCookie, err := refreshToken(r, req.RefreshToken)
 	if err != nil {
 		return 0, nil, err
+	}
+	// A failure leaves the cookie alone: another tab may just have rotated it.
+	t, err := s.cfg.Users.Refresh(r.Context(), token)
+	if err != nil {
+		return 0, nil, err
+	}
+	if fromCookie || wantsCookie(r) {
+		return http.StatusOK, withCookies{body: withoutRefresh(t), cookies: []*http.Cookie{s.refreshCookie(r, t.RefreshToken)}}, nil
 	}
 	return http.StatusOK, t, nil
 }
 
+// logout revokes the token from the body or the cookie and clears the cookie either way.
 func (s *Server) logout(r *http.Request, _ string) (int, any, error) {
 	var req refreshRequest
-	if err := decode(r, &req); err != nil {
+	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if err := s.cfg.Users.Logout(r.Context(), req.RefreshToken); err != nil {
+	token, _, err := refreshToken(r, req.RefreshToken)
+	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusNoContent, nil, nil
+	cleared := []*http.Cookie{s.refreshCookie(r, "")}
+	if err := s.cfg.Users.Logout(r.Context(), token); err != nil {
+		if errors.Is(err, users.ErrInvalidToken) {
+			// An unknown token is as good as logged out: do not leave it in the browser.
+			return 0, nil, &cookieError{err: err, cookies: cleared}
+		}
+		// Anything else: keep the cookie so that the client can retry the revocation.
+		return 0, nil, err
+	}
+	return http.StatusNoContent, withCookies{cookies: cleared}, nil
 }
 
 func (s *Server) createInvite(r *http.Request, me string) (int, any, error) {

@@ -215,9 +215,21 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		}
 		status, body, err := rt.handle(r, me)
+		var ce *cookieError
+		if errors.As(err, &ce) {
+			for _, c := range ce.cookies {
+				http.SetCookie(rec, c)
+			}
+		}
 		if err != nil {
 			s.writeError(rec, r, err)
 			return
+		}
+		if wc, ok := body.(withCookies); ok {
+			for _, c := range wc.cookies {
+				http.SetCookie(rec, c)
+			}
+			body = wc.body
 		}
 		if body == nil {
 			rec.WriteHeader(status)

@@ -22,6 +22,9 @@ import (
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/chat"
 	"github.com/parleychat/parley/runtime/chat/chattest"
+	"github.com/parleychat/parley/runtime/files"
+	"github.com/parleychat/parley/runtime/files/blob"
+	"github.com/parleychat/parley/runtime/files/fileshttp"
 	"github.com/parleychat/parley/runtime/store/memory"
 	"github.com/parleychat/parley/runtime/store/postgres"
 	"github.com/parleychat/parley/runtime/users"
@@ -160,23 +163,59 @@ func TestOpenAPI_matchesServedRoutes(t *testing.T) {
 	for _, r := range h.srv.Routes() {
 		served = append(served, r.Method+" "+r.Path)
 	}
+	// File transfer is its own handler, mounted beside this one by core (App.Handler);
+	// the document describes both, so it is held to both lists.
+	for _, r := range fileshttp.Routes() {
+		served = append(served, r.Method+" "+r.Path)
+	}
 	sort.Strings(documented)
 	sort.Strings(served)
 	if !slices.Equal(documented, served) {
 		t.Fatalf("openapi.yaml and the server disagree\ndocumented: %v\nserved:     %v", documented, served)
 	}
-	// Every documented route reaches a handler: no fallback 404 and no 405.
+	// Every documented route reaches a handler: no fallback 404 and no 405. The routes
+	// are tried on the two handlers mounted as core mounts them.
+	mux := http.NewServeMux()
+	mux.Handle(fileshttp.Prefix, filesHandler(t))
+	mux.Handle(fileshttp.Prefix+"/", filesHandler(t))
+	mux.Handle("/", h.srv.Handler())
+	both := httptest.NewServer(mux)
+	t.Cleanup(both.Close)
+	h.ts = both
 	for _, op := range documented {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{roomID}", "r1", "{userID}", "u1").Replace(path)
+		path = strings.NewReplacer("{roomID}", "r1", "{userID}", "u1", "{id}", strings.Repeat("a", 26)).Replace(path)
 		st, raw := h.do(method, path, "", nil, nil)
 		var e ErrorBody
 		_ = json.Unmarshal(raw, &e)
 		if st == http.StatusMethodNotAllowed || e.Code == "not_found" {
 			t.Errorf("%s is documented but not served: %d %s", op, st, raw)
 		}
+		if method == "HEAD" && st != http.StatusUnauthorized {
+			// HEAD has no body to read a code from: anonymous must meet the auth check.
+			t.Errorf("%s without credentials = %d, want 401", op, st)
+		}
 	}
 	h.expect("GET", "/api/v1/nothing-here", "", nil, http.StatusNotFound, "not_found")
+}
+
+// filesHandler is the files edge over throwaway stores; anonymous requests never get
+// past its authentication, which is all the OpenAPI test asks of it.
+func filesHandler(t *testing.T) http.Handler {
+	blobs, err := blob.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := files.NewService(blobs, files.NewMemory(), nobody{}, nil, files.Config{})
+	return fileshttp.New(svc, nobody{}, fileshttp.WithSignedLinks(fileshttp.LinkKey([]byte(userstest.TestKey)), 0))
+}
+
+// nobody authenticates no one and shares nothing.
+type nobody struct{}
+
+func (nobody) UserID(context.Context, string) (string, error) { return "", errors.New("no users here") }
+func (nobody) CanRead(context.Context, string, files.File) (bool, error) {
+	return false, nil
 }
 
 func TestAPI_conversation(t *testing.T) {

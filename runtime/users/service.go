@@ -84,6 +84,9 @@ func NewService(store Store, auth *Auth, cfg Config, now func() time.Time) (*Ser
 // Auth is the token issuer/verifier the service uses.
 func (s *Service) Auth() *Auth { return s.auth }
 
+// RefreshTTL is how long refresh tokens live (the HTTP edge sizes cookies by it).
+func (s *Service) RefreshTTL() time.Duration { return s.cfg.RefreshTTL }
+
 // Username rules: 3–32 characters, ASCII letters, digits, '_', '.', '-', starting with a
 // letter or digit. ASCII only so that look-alike names cannot impersonate each other.
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$`)

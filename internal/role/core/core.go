@@ -158,17 +158,28 @@ type App struct {
 type FilesConfig struct {
 	Blob   blob.Flags
 	Limits files.Config
+	// LinkTTL is how long the signed file links handed out by /meta live; 0 means
+	// fileshttp.DefaultLinkTTL. Their key derives from --jwt-signing-key.
+	LinkTTL time.Duration
 }
 
 // RegisterFlags binds the files settings.
 func (c *FilesConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Blob.Register(fs)
 	c.Limits.RegisterFlags(fs)
+	ttl := c.LinkTTL
+	if ttl == 0 {
+		ttl = fileshttp.DefaultLinkTTL
+	}
+	fs.DurationVar(&c.LinkTTL, "files-link-ttl", ttl, "lifetime of signed file links (for <img src> and downloads without a bearer header)")
 }
 
 // EnableFiles builds the files service over the app's store and serves it under
 // /api/v1/files; attachments of new messages must then be files the sender may read.
 func (a *App) EnableFiles(ctx context.Context, cfg FilesConfig) error {
+	if cfg.LinkTTL != 0 && cfg.LinkTTL < time.Second {
+		return fmt.Errorf("%w: --files-link-ttl must be at least 1s, got %s", cli.ErrUsage, cfg.LinkTTL)
+	}
 	blobs, err := cfg.Blob.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("files: %w", err)
@@ -186,7 +197,8 @@ func (a *App) EnableFiles(ctx context.Context, cfg FilesConfig) error {
 	access := bridge.Files{Chat: a.Chat, Auth: a.Users.Auth()}
 	a.Files = files.NewService(blobs, meta, access, access, limits)
 	a.Chat.SetFileChecker(bridge.Attachments{Files: a.Files})
-	a.filesHandler = fileshttp.New(a.Files, access)
+	links := fileshttp.WithSignedLinks(fileshttp.LinkKey([]byte(a.Config.JWTSigningKey)), cfg.LinkTTL)
+	a.filesHandler = fileshttp.New(a.Files, access, links)
 	return nil
 }
 

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/testenv"
+	"github.com/parleychat/parley/runtime/files/blob"
 	"github.com/parleychat/parley/runtime/store/postgres"
 )
 
@@ -129,4 +133,116 @@ func migratedApp(t *testing.T) *App {
 	}
 	t.Cleanup(app.Close)
 	return app
+}
+
+// TestEnableFiles_signedLinksAcrossReplicas: a link handed out by one core replica is
+// honoured by another with the same --jwt-signing-key (no key of its own to configure),
+// refused by one with another key, and lives --files-link-ttl.
+func TestEnableFiles_signedLinksAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	const ttl = 2 * time.Minute
+	replica := func(signingKey string) string {
+		cfg := DefaultConfig()
+		cfg.PostgresURL, cfg.JWTSigningKey = dsn, signingKey
+		app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: io.Discard}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(app.Close)
+		if err := app.EnableFiles(ctx, FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: dir}, LinkTTL: ttl}); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(app.Handler())
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	one, two, other := replica(key), replica(key), replica(strings.Repeat("k", 32))
+
+	resp, err := http.Post(one+"/api/v1/auth/register", "application/json", strings.NewReader(`{"username":"alice","password":"correct horse"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	start := time.Now()
+	req, _ := http.NewRequest(http.MethodPut, one+"/api/v1/files?name=a.txt", strings.NewReader("hello"))
+	req.Header.Set("Authorization", "Bearer "+reg.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		URL          string    `json:"url"`
+		URLsExpireAt time.Time `json:"urls_expire_at"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || up.URL == "" {
+		t.Fatalf("upload = %d %+v", resp.StatusCode, up)
+	}
+	// Issued at or after start, truncated to a quarter of the TTL, never beyond it.
+	if up.URLsExpireAt.Before(start.Add(ttl*3/4).Truncate(time.Second)) || up.URLsExpireAt.After(time.Now().Add(ttl)) {
+		t.Fatalf("links expire at %s; want within --files-link-ttl %s of the upload", up.URLsExpireAt, ttl)
+	}
+	tests := []struct {
+		name, base string
+		status     int
+		body       string
+	}{
+		{"same replica", one, http.StatusOK, "hello"},
+		{"another replica", two, http.StatusOK, "hello"},
+		{"a replica with another key", other, http.StatusUnauthorized, `"invalid_link"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(tc.base + up.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+				t.Fatalf("GET %s = %d %s, want %d %s", up.URL, resp.StatusCode, body, tc.status, tc.body)
+			}
+		})
+	}
+}
+
+func TestEnableFiles_refusesTinyLinkTTL(t *testing.T) {
+	app := migratedApp(t)
+	err := app.EnableFiles(context.Background(), FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: t.TempDir()}, LinkTTL: 500 * time.Millisecond})
+	if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), "files-link-ttl") {
+		t.Fatalf("EnableFiles with a 500ms link TTL = %v, want a usage error naming --files-link-ttl", err)
+	}
+}
+
+func TestFilesConfig_linkTTLFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 15 * time.Minute},
+		{[]string{"--files-link-ttl", "90s"}, 90 * time.Second},
+	}
+	for _, tc := range tests {
+		var c FilesConfig
+		fs := flag.NewFlagSet("core", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil || c.LinkTTL != tc.want {
+			t.Fatalf("%v: LinkTTL %s (%v), want %s", tc.args, c.LinkTTL, err, tc.want)
+		}
+	}
 }

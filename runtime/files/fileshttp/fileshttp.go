@@ -56,14 +56,34 @@ type Handler struct {
 	metrics *files.Metrics
 	log     *slog.Logger
 	mux     *http.ServeMux
+	links   *linker // nil: no signed links
 }
 
-// New returns the handler. Metrics and logger come from the service's configuration.
-func New(svc *files.Service, auth files.Authenticator) *Handler {
+// Route is one served method and path, as OpenAPI spells it.
+type Route struct{ Method, Path string }
+
+// Routes lists what the handler serves (HEAD is answered by the GET handlers); the
+// OpenAPI test in runtime/httpapi holds the document to it.
+func Routes() []Route {
+	return []Route{
+		{"PUT", Prefix}, {"POST", Prefix},
+		{"GET", Prefix + "/{id}"}, {"HEAD", Prefix + "/{id}"}, {"DELETE", Prefix + "/{id}"},
+		{"GET", Prefix + "/{id}/thumbnail"}, {"HEAD", Prefix + "/{id}/thumbnail"},
+		{"GET", Prefix + "/{id}/meta"},
+	}
+}
+
+// New returns the handler. Metrics, logger and clock come from the service's
+// configuration.
+func New(svc *files.Service, auth files.Authenticator, opts ...Option) *Handler {
 	cfg := svc.Config()
 	h := &Handler{svc: svc, auth: auth, metrics: cfg.Metrics, log: cfg.Logger, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(h)
+	}
 	h.mux.HandleFunc("PUT "+Prefix, h.upload)
 	h.mux.HandleFunc("POST "+Prefix, h.upload)
+	// GET patterns answer HEAD too.
 	h.mux.HandleFunc("GET "+Prefix+"/{id}", h.download)
 	h.mux.HandleFunc("DELETE "+Prefix+"/{id}", h.delete)
 	h.mux.HandleFunc("GET "+Prefix+"/{id}/thumbnail", h.thumbnail)
@@ -88,6 +108,12 @@ type FileJSON struct {
 	CreatedAt    time.Time `json:"created_at"`
 	Status       string    `json:"status"`
 	HasThumbnail bool      `json:"has_thumbnail"`
+	// Signed links for the caller (see links.go); only when the caller may read the file
+	// and it is not removed. Strings keep the struct comparable.
+	URL          string `json:"url,omitempty"`
+	DownloadURL  string `json:"download_url,omitempty"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	URLsExpireAt string `json:"urls_expire_at,omitempty"` // RFC 3339
 }
 
 func toJSON(f files.File) FileJSON {
@@ -108,7 +134,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	// Served as application/json with nosniff, never inside HTML: links keep a plain "&".
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
@@ -221,7 +250,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", Prefix+"/"+f.ID)
-	writeJSON(w, http.StatusCreated, toJSON(f))
+	writeJSON(w, http.StatusCreated, h.withLinks(toJSON(f), f, userID))
 }
 
 func uploadFromRequest(r *http.Request) (files.Upload, error) {
@@ -272,11 +301,11 @@ func rawFileName(p *multipart.Part) string {
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
-	userID := h.user(w, r)
-	if userID == "" {
+	a, ok := h.reader(w, r, false)
+	if !ok {
 		return
 	}
-	f, rc, err := h.svc.Open(r.Context(), userID, r.PathValue("id"))
+	f, rc, err := h.svc.Open(r.Context(), a.userID, r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -285,20 +314,20 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", f.ContentType)
 	disposition := "attachment"
-	if inlineTypes[f.ContentType] {
+	if inlineTypes[f.ContentType] && !a.download {
 		disposition = "inline"
 	}
 	hdr.Set("Content-Disposition", files.ContentDisposition(disposition, f.Name))
 	hdr.Set("ETag", `"`+f.SHA256+`"`)
-	h.serve(w, r, f.CreatedAt, rc)
+	h.serve(w, r, f.CreatedAt, rc, h.cacheControl(a))
 }
 
 func (h *Handler) thumbnail(w http.ResponseWriter, r *http.Request) {
-	userID := h.user(w, r)
-	if userID == "" {
+	a, ok := h.reader(w, r, true)
+	if !ok {
 		return
 	}
-	f, rc, err := h.svc.OpenThumbnail(r.Context(), userID, r.PathValue("id"))
+	f, rc, err := h.svc.OpenThumbnail(r.Context(), a.userID, r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -318,16 +347,17 @@ func (h *Handler) thumbnail(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", mt.String())
 	hdr.Set("Content-Disposition", files.ContentDisposition("inline", "thumbnail-"+f.Name+mt.Extension()))
 	hdr.Set("ETag", `"thumb-`+f.ThumbnailID+`"`)
-	h.serve(w, r, f.CreatedAt, rc)
+	h.serve(w, r, f.CreatedAt, rc, h.cacheControl(a))
 }
 
 // serve hands the blob to http.ServeContent for Range, If-Range, If-None-Match and HEAD,
 // with the headers every file response carries.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, modTime time.Time, content io.ReadSeeker) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, modTime time.Time, content io.ReadSeeker, cacheControl string) {
 	hdr := w.Header()
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	// Each request is authorized anew: caches may keep the bytes but must revalidate.
-	hdr.Set("Cache-Control", "private, no-cache")
+	// Bearer requests are authorized anew each time: caches may keep the bytes but must
+	// revalidate. Signed links may be kept while they live (cacheControl).
+	hdr.Set("Cache-Control", cacheControl)
 	// Even if a browser renders a file, it gets no scripts, no plugins and no origin.
 	hdr.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; media-src 'self'; sandbox")
 	cw := &serveWriter{ResponseWriter: w}
@@ -345,7 +375,7 @@ func (h *Handler) meta(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(f))
+	writeJSON(w, http.StatusOK, h.withLinks(toJSON(f), f, userID))
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {

@@ -88,8 +88,11 @@ func TestUploadAttachDownload(t *testing.T) {
 				}
 				want := FileJSON{ID: up.ID, UploaderID: "alice", Name: "report.bin", Size: int64(len(data)), SHA256: sha(data),
 					ContentType: "application/octet-stream", ClaimedType: "application/x-custom", CreatedAt: epoch, Status: "uploaded"}
-				if up != want {
-					t.Fatalf("upload = %+v\nwant     %+v", up, want)
+				if got := withoutLinks(up); got != want {
+					t.Fatalf("upload = %+v\nwant     %+v", got, want)
+				}
+				if up.URL == "" || up.DownloadURL == "" || up.ThumbnailURL != "" || up.URLsExpireAt == "" {
+					t.Fatalf("upload links = %+v; want url, download_url and an expiry, no thumbnail_url", up)
 				}
 
 				// Before the message, bob cannot see it.
@@ -154,8 +157,12 @@ func TestUploadAttachDownload(t *testing.T) {
 				}
 				// Metadata for a reader.
 				meta := w.request(http.MethodGet, Prefix+"/"+up.ID+"/meta", "bob", nil, nil)
-				if meta.StatusCode != http.StatusOK || decode[FileJSON](t, meta) != up {
+				bobMeta := decode[FileJSON](t, meta)
+				if meta.StatusCode != http.StatusOK || withoutLinks(bobMeta) != withoutLinks(up) {
 					t.Fatalf("meta for bob differs from the upload")
+				}
+				if !strings.Contains(bobMeta.URL, "&u=bob&") || bobMeta.URL == up.URL {
+					t.Fatalf("bob's link %q is not bob's own", bobMeta.URL)
 				}
 				if out := w.counter("parley_files_bytes_out_total", ""); out < float64(len(data)) {
 					t.Fatalf("bytes out %v, want at least %d", out, len(data))

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/runtime/files"
 )
+
+var signature = regexp.MustCompile(`sig=[A-Za-z0-9_-]+`)
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
@@ -24,9 +27,14 @@ func TestWireGolden(t *testing.T) {
 	var out bytes.Buffer
 	show := func(label string, resp *http.Response) {
 		body := strings.ReplaceAll(readAll(t, resp), up.ID, "<id>")
+		body = signature.ReplaceAllString(body, "sig=<sig>") // signs the random id
 		fmt.Fprintf(&out, "## %s\n%d %s\n%s\n", label, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	show("meta", w.request(http.MethodGet, Prefix+"/"+up.ID+"/meta", "alice", nil, nil))
+	links := &linker{key: testLinkKey, ttl: testLinkTTL}
+	show("expired link", w.request(http.MethodGet, links.url(variantContent, up.ID, "alice", epoch.Unix()), "", nil, nil))
+	thumbLink := links.url(variantThumbnail, up.ID, "alice", epoch.Unix()+60)
+	show("invalid link", w.request(http.MethodGet, Prefix+"/"+up.ID+query(thumbLink), "", nil, nil))
 	show("anonymous", w.request(http.MethodGet, Prefix+"/"+up.ID, "", nil, nil))
 	show("stranger", w.request(http.MethodGet, Prefix+"/"+up.ID, "carol", nil, nil))
 	show("too large", w.request(http.MethodPut, Prefix, "alice", strings.NewReader(strings.Repeat("x", 101)), nil))

@@ -74,6 +74,12 @@ func (r *rooms) send(room, fileID string) {
 	r.attached[room][fileID] = true
 }
 
+func (r *rooms) leave(room, user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.members[room], user)
+}
+
 func (r *rooms) block(blocker, blocked string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -104,6 +110,12 @@ func (r *rooms) Referenced(_ context.Context, fileID string) (bool, error) {
 	}
 	return false, nil
 }
+
+// The worlds sign links as core does, from a JWT signing key.
+var (
+	testLinkKey = LinkKey([]byte("test signing key, thirty-two byte"))
+	testLinkTTL = 10 * time.Minute
+)
 
 type backend string
 
@@ -186,7 +198,7 @@ func newWorld(t *testing.T, be backend, cfg files.Config) *world {
 	cfg.Metrics = m
 	svc := files.NewService(w.blobs, w.meta, w.rooms, w.rooms, cfg)
 	auth := tokens{"tok-alice": "alice", "tok-bob": "bob", "tok-carol": "carol", "tok-dave": "dave"}
-	w.srv = httptest.NewServer(New(svc, auth))
+	w.srv = httptest.NewServer(New(svc, auth, WithSignedLinks(testLinkKey, testLinkTTL)))
 	t.Cleanup(w.srv.Close)
 	w.rooms.join("r1", "alice", "bob", "dave")
 	w.rooms.join("r2", "carol")

@@ -19,9 +19,10 @@ type Claims struct {
 // Auth issues and verifies access tokens (HS256 JWTs). The gateway uses the same key to
 // authenticate WebSocket connections without a database round trip.
 type Auth struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key      []byte
+	previous []byte // still accepted after a rotation, never used to sign
+	ttl      time.Duration
+	now      func() time.Time
 }
 
 // MinSigningKeyLen is the shortest HS256 key accepted: 256 bits, the hash's size.
@@ -39,6 +40,22 @@ func NewAuth(key []byte, ttl time.Duration, now func() time.Time) (*Auth, error)
 		now = time.Now
 	}
 	return &Auth{key: append([]byte(nil), key...), ttl: ttl, now: now}, nil
+}
+
+// AcceptPreviousKey makes verification also accept tokens signed with key, the signing
+// key before a rotation, so a rotation logs nobody out: tokens signed with it expire
+// within one TTL anyway, after which the operator drops it. An empty key accepts nothing
+// more.
+func (a *Auth) AcceptPreviousKey(key []byte) error {
+	if len(key) == 0 {
+		a.previous = nil
+		return nil
+	}
+	if len(key) < MinSigningKeyLen {
+		return fmt.Errorf("previous jwt signing key: %d bytes, need at least %d", len(key), MinSigningKeyLen)
+	}
+	a.previous = append([]byte(nil), key...)
+	return nil
 }
 
 // TTL is how long issued access tokens live.
@@ -65,7 +82,13 @@ func (a *Auth) IssueAccessToken(userID string) (string, time.Time, error) {
 // algorithm are refused), issuer and expiry.
 func (a *Auth) VerifyAccessToken(token string) (Claims, error) {
 	var rc jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return a.key, nil },
+	keys := func(*jwt.Token) (any, error) {
+		if a.previous == nil {
+			return a.key, nil
+		}
+		return jwt.VerificationKeySet{Keys: []jwt.VerificationKey{a.key, a.previous}}, nil
+	}
+	_, err := jwt.ParseWithClaims(token, &rc, keys,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(tokenIssuer),
 		jwt.WithExpirationRequired(),

@@ -96,3 +96,70 @@ func TestPasswordHash(t *testing.T) {
 		t.Error("VerifyPassword accepted a non-argon2id hash")
 	}
 }
+
+func TestAcceptPreviousKeyAfterRotation(t *testing.T) {
+	oldKey := []byte("old-key-old-key-old-key-old-key!")
+	newKey := []byte("new-key-new-key-new-key-new-key!")
+	otherKey := []byte("other-key-other-key-other-key-ot")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	issue := func(key []byte) string {
+		a, err := NewAuth(key, 15*time.Minute, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := a.IssueAccessToken("u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	rotated, err := NewAuth(newKey, 15*time.Minute, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.VerifyAccessToken(issue(oldKey)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("old token before AcceptPreviousKey: err = %v, want ErrInvalidToken", err)
+	}
+	if err := rotated.AcceptPreviousKey([]byte("short")); err == nil {
+		t.Fatal("a short previous key was accepted")
+	}
+	if err := rotated.AcceptPreviousKey(oldKey); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		wantOK bool
+	}{
+		{"signed with the current key", issue(newKey), true},
+		{"signed with the previous key", issue(oldKey), true},
+		{"signed with another key", issue(otherKey), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := rotated.VerifyAccessToken(tc.token)
+			if (err == nil) != tc.wantOK || (tc.wantOK && c.UserID != "u1") {
+				t.Fatalf("verify: claims %+v, err %v, want ok=%v", c, err, tc.wantOK)
+			}
+		})
+	}
+	// New tokens are signed with the current key only.
+	current, err := NewAuth(newKey, 15*time.Minute, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := rotated.IssueAccessToken("u2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := current.VerifyAccessToken(tok); err != nil {
+		t.Fatalf("a token issued after rotation does not verify with the new key alone: %v", err)
+	}
+	if err := rotated.AcceptPreviousKey(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.VerifyAccessToken(issue(oldKey)); err == nil {
+		t.Fatal("the previous key is still accepted after it was dropped")
+	}
+}

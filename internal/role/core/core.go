@@ -44,11 +44,13 @@ const (
 
 // Config is every setting of the role; each is a flag with a PARLEY_* default.
 type Config struct {
-	Listen            string
-	Store             string
-	PostgresURL       string
-	RedisURL          string
-	JWTSigningKey     string
+	Listen        string
+	Store         string
+	PostgresURL   string
+	RedisURL      string
+	JWTSigningKey string
+	// JWTPreviousKey is the signing key before a rotation: still accepted, never used.
+	JWTPreviousKey    string
 	TokenTTL          time.Duration
 	RefreshTTL        time.Duration
 	Registration      string
@@ -78,6 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL connection URL (schema applied by parley migrate)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL; accepted for uniform configuration, core keeps sessions and throttling in PostgreSQL")
 	fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "HS256 key for access tokens, at least 32 bytes (shared with the gateway)")
+	fs.StringVar(&c.JWTPreviousKey, "jwt-previous-signing-key", c.JWTPreviousKey, "the signing key before a rotation: tokens it signed stay valid until they expire (empty: none)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "access token lifetime")
 	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", c.RefreshTTL, "refresh token lifetime")
 	fs.StringVar(&c.Registration, "registration", c.Registration, "registration mode: open, closed or invite")
@@ -97,6 +100,8 @@ func (c Config) Validate() error {
 		return errors.New("--postgres-url is required with --store=postgres")
 	case len(c.JWTSigningKey) < users.MinSigningKeyLen:
 		return fmt.Errorf("--jwt-signing-key must be at least %d bytes", users.MinSigningKeyLen)
+	case c.JWTPreviousKey != "" && len(c.JWTPreviousKey) < users.MinSigningKeyLen:
+		return fmt.Errorf("--jwt-previous-signing-key must be empty or at least %d bytes", users.MinSigningKeyLen)
 	case c.TokenTTL <= 0 || c.RefreshTTL <= 0:
 		return errors.New("--token-ttl and --refresh-ttl must be positive")
 	case c.MaxMessageBytes <= 0 || c.MessagesPerSecond <= 0 || c.MaxRoomMembers < 2:
@@ -229,6 +234,9 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		userStore, chatStore = memory.NewUsers(), memory.NewChat()
 	}
 	auth, err := users.NewAuth([]byte(cfg.JWTSigningKey), cfg.TokenTTL, nil)
+	if err == nil {
+		err = auth.AcceptPreviousKey([]byte(cfg.JWTPreviousKey))
+	}
 	if err != nil {
 		app.Close()
 		return nil, err

@@ -35,6 +35,8 @@ type conn struct {
 	lim  *rate.Limiter
 
 	send     chan *outbound
+	replay   chan *outbound // resume frames, handed to the writer one at a time
+	resumes  chan protocol.ClientFrame
 	closeReq chan closeRequest
 	quit     chan struct{} // closed when the connection is finished
 	quitOnce sync.Once
@@ -49,9 +51,11 @@ func (g *Gateway) newConn(ws *websocket.Conn, userID string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
 		g: g, ws: ws, user: userID,
-		id:       strconv.FormatUint(g.connSeq.Add(1), 36),
+		id:       g.boot + "-" + strconv.FormatUint(g.connSeq.Add(1), 36),
 		lim:      g.limiter(userID),
 		send:     make(chan *outbound, g.cfg.SendQueue),
+		replay:   make(chan *outbound),
+		resumes:  make(chan protocol.ClientFrame, pendingResumes),
 		closeReq: make(chan closeRequest, 1),
 		quit:     make(chan struct{}),
 		ctx:      ctx, cancel: cancel,
@@ -62,30 +66,54 @@ func (c *conn) presenceConn() presence.Conn {
 	return presence.Conn{UserID: c.user, GatewayID: c.g.cfg.ID, ConnID: c.id}
 }
 
-// run owns the connection: it registers it, runs the writer beside the reader, and
-// cleans up when either ends.
+// pendingResumes is how many resume frames may wait while one is replayed.
+const pendingResumes = 2
+
+// registerTimeout bounds the presence registration of a new connection.
+const registerTimeout = 5 * time.Second
+
+// run owns the connection: it starts the writer, registers the connection in presence,
+// announces it in the background, reads until either side ends, and cleans up.
 func (c *conn) run() {
 	g := c.g
 	g.metrics.connections.Inc()
-	online, err := g.presence.Connect(c.ctx, c.presenceConn())
-	if err != nil {
-		g.log.Warn("presence connect failed", "user", c.user, "err", err)
-	}
-	if online {
-		if err := g.pub.PublishPresence(c.ctx, c.user, true); err != nil {
-			g.log.Warn("publish presence failed", "user", c.user, "err", err)
-		}
-	}
-
+	// The writer first: deliveries may arrive as soon as the connection is in the hub.
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		c.writeLoop()
+		// Whatever stopped the writer (a write error, a close request, a kill), the
+		// connection is over: hang up now, so the reader ends instead of waiting for its
+		// read deadline, and the connection leaves the hub and presence at once.
+		c.finish()
+		c.ws.Close()
 	}()
-	c.readLoop()
+	go c.resumeLoop()
+
+	announced := make(chan struct{})
+	online, err := c.register()
+	switch {
+	case err != nil:
+		close(announced)
+		// Nothing would ever be routed to it: tell the client to come back.
+		g.log.Warn("presence connect failed; closing the connection", "user", c.user, "err", err)
+		c.kill(CloseTryAgainLater, reasonTryAgainLater)
+		<-c.quit // kill has written the close frame
+	case online:
+		go func() {
+			defer close(announced)
+			g.announceOnline(c.ctx, c.user)
+		}()
+	default:
+		close(announced)
+	}
+	if err == nil {
+		c.readLoop()
+	}
 	c.finish()
 	<-writerDone
 	c.ws.Close()
+	<-announced // so that "offline" never overtakes this connection's "online"
 
 	g.hub.remove(c)
 	g.metrics.connections.Dec()
@@ -93,7 +121,9 @@ func (c *conn) run() {
 	// The connection is gone: presence bookkeeping gets its own short deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	g.presenceMu.RLock()
 	offline, err := g.presence.Disconnect(ctx, c.presenceConn())
+	g.presenceMu.RUnlock()
 	if err != nil {
 		g.log.Warn("presence disconnect failed", "user", c.user, "err", err)
 	}
@@ -102,6 +132,16 @@ func (c *conn) run() {
 			g.log.Warn("publish presence failed", "user", c.user, "err", err)
 		}
 	}
+}
+
+// register records the connection in presence; online tells whether the user had no
+// live connection before.
+func (c *conn) register() (online bool, err error) {
+	ctx, cancel := context.WithTimeout(c.ctx, registerTimeout)
+	defer cancel()
+	c.g.presenceMu.RLock()
+	defer c.g.presenceMu.RUnlock()
+	return c.g.presence.Connect(ctx, c.presenceConn())
 }
 
 func (c *conn) finish() {
@@ -137,17 +177,20 @@ func (c *conn) enqueue(f protocol.ServerFrame) {
 	c.enqueueEncoded(o)
 }
 
-// enqueueWait queues f, waiting for room: for the connection's own replies (resume),
-// which only ever hold up this connection's reader. It gives up when the connection ends.
-func (c *conn) enqueueWait(f protocol.ServerFrame) {
+// replayFrame hands f to the writer, waiting until it takes it: a replay goes at the
+// pace the client reads, beside real-time frames, and never fills the send queue. It
+// reports false when the connection ended.
+func (c *conn) replayFrame(f protocol.ServerFrame) bool {
 	o, err := encode(f)
 	if err != nil {
 		c.g.log.Error("unencodable frame", "err", err)
-		return
+		return true
 	}
 	select {
-	case c.send <- o:
+	case c.replay <- o:
+		return true
 	case <-c.quit:
+		return false
 	}
 }
 
@@ -214,6 +257,11 @@ func (c *conn) writeLoop() {
 		case <-c.quit:
 			return
 		case f := <-c.send:
+			if err := c.write(f); err != nil {
+				c.finish()
+				return
+			}
+		case f := <-c.replay:
 			if err := c.write(f); err != nil {
 				c.finish()
 				return
@@ -325,13 +373,31 @@ func (c *conn) handle(f protocol.ClientFrame) {
 			c.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the receipt could not be queued; retry", f.Type, f.ID))
 		}
 	case protocol.FrameResume:
-		c.resume(f)
+		// Replayed beside the reader, which keeps reading pings, pongs and frames.
+		select {
+		case c.resumes <- f:
+		default:
+			c.enqueue(protocol.ErrorFrame(protocol.CodeRateLimited, "a resume is already running; this one was dropped", f.Type, f.ID))
+		}
 	case protocol.FramePing:
 		c.enqueue(protocol.ServerFrame{Type: protocol.FramePong, ID: f.ID})
 	}
 }
 
-// resume replays, room by room in a stable order, what the client missed.
+// resumeLoop replays resume requests one after the other until the connection ends.
+func (c *conn) resumeLoop() {
+	for {
+		select {
+		case <-c.quit:
+			return
+		case f := <-c.resumes:
+			c.resume(f)
+		}
+	}
+}
+
+// resume replays, room by room in a stable order, what the client missed. It runs beside
+// the reader and goes at the writer's pace.
 func (c *conn) resume(f protocol.ClientFrame) {
 	rooms := make([]string, 0, len(f.Rooms))
 	for r := range f.Rooms {
@@ -341,18 +407,23 @@ func (c *conn) resume(f protocol.ClientFrame) {
 	for _, room := range rooms {
 		msgs, err := c.g.history.MessagesAfter(c.ctx, c.user, room, f.Rooms[room], c.g.cfg.ResumeLimit)
 		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
 			code := protocol.CodeInternal
 			msg := "history unavailable; retry"
 			if errors.Is(err, ErrForbidden) {
 				code, msg = protocol.ErrorCode(protocol.ReasonNotMember), "not a member of room "+room
 			}
-			c.enqueue(protocol.ServerFrame{Type: protocol.FrameError, Code: code, Message: msg, Ref: f.Type, Room: room})
+			if !c.replayFrame(protocol.ServerFrame{Type: protocol.FrameError, Code: code, Message: msg, Ref: f.Type, Room: room}) {
+				return
+			}
 			continue
 		}
-		// A replay may be longer than the send queue: wait for the writer rather than
-		// mistake this client for a slow one.
 		for _, m := range msgs {
-			c.enqueueWait(m)
+			if !c.replayFrame(m) {
+				return
+			}
 		}
 	}
 }

@@ -8,6 +8,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,7 +43,9 @@ type Publisher interface {
 type Presence interface {
 	Connect(ctx context.Context, c presence.Conn) (bool, error)
 	Disconnect(ctx context.Context, c presence.Conn) (bool, error)
-	Heartbeat(ctx context.Context, gatewayID string) error
+	// Heartbeat makes held exactly this gateway's live connections (re-adding missing
+	// ones, expiring the rest) and returns the users who came back online.
+	Heartbeat(ctx context.Context, gatewayID string, held []presence.Conn) ([]string, error)
 	Typing(ctx context.Context, userID, roomID string) (bool, error)
 }
 
@@ -125,6 +129,17 @@ const (
 	CloseUnauthorized = 4001
 )
 
+// CloseTryAgainLater (RFC 6455's 1013) closes a connection the gateway could not register
+// in presence: nothing would be routed to it, so the client must reconnect.
+const CloseTryAgainLater = websocket.CloseTryAgainLater
+
+// reasonTryAgainLater is the close reason sent with CloseTryAgainLater.
+const reasonTryAgainLater = "try_again_later"
+
+// announcers bounds the presence announcements running at once, so a mass reconnect
+// never floods the database with contact look-ups.
+const announcers = 16
+
 // Gateway serves /ws. Create it with New, serve it with ServeHTTP, feed it with Deliver,
 // stop it with Drain.
 type Gateway struct {
@@ -139,7 +154,15 @@ type Gateway struct {
 
 	hub      *hub
 	draining atomic.Bool
-	connSeq  atomic.Uint64
+	// boot is random per process: connection ids are boot-connSeq, so a process restarted
+	// with the same gateway id never reuses its previous incarnation's ids.
+	boot    string
+	connSeq atomic.Uint64
+	// presenceMu orders a heartbeat (exclusive: snapshot of the hub, then presence) against
+	// registrations and removals (shared), so a heartbeat never re-adds a connection
+	// closed meanwhile, nor expires one opened meanwhile.
+	presenceMu sync.RWMutex
+	announce   chan struct{} // semaphore of announcers
 	// startMu orders "add a connection" against "start draining", so that wg.Wait in
 	// Drain never races a wg.Add.
 	startMu sync.Mutex
@@ -169,6 +192,7 @@ func New(cfg Config, auth Authenticator, pub Publisher, pres Presence, hist Hist
 	g := &Gateway{
 		cfg: cfg, auth: auth, pub: pub, presence: pres, history: hist, log: log.With("gateway", cfg.ID),
 		metrics: metrics, hub: newHub(cfg.Shards), limiters: map[string]*userLimiter{},
+		boot: newBootID(), announce: make(chan struct{}, announcers),
 	}
 	g.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -289,20 +313,68 @@ func (g *Gateway) Connections() int { return g.hub.count() }
 // Draining reports whether Drain has started (readiness turns false).
 func (g *Gateway) Draining() bool { return g.draining.Load() }
 
-// RunHeartbeat refreshes this gateway's presence until ctx ends.
+// RunHeartbeat keeps this gateway's presence exactly what its hub holds until ctx ends:
+// once at start (which expires whatever a previous incarnation with the same id left
+// behind), then every HeartbeatInterval.
 func (g *Gateway) RunHeartbeat(ctx context.Context) {
 	t := time.NewTicker(g.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
+		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("presence heartbeat failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := g.presence.Heartbeat(ctx, g.cfg.ID); err != nil && ctx.Err() == nil {
-				g.log.Warn("presence heartbeat failed", "err", err)
-			}
 		}
 	}
+}
+
+// heartbeat re-asserts every connection in the hub (re-adding those presence lost) and
+// expires the gateway's other entries, then announces the users who came back online.
+func (g *Gateway) heartbeat(ctx context.Context) error {
+	// Bounded, since registrations and removals wait for it.
+	ctx, cancel := context.WithTimeout(ctx, max(g.cfg.HeartbeatInterval, 5*time.Second))
+	defer cancel()
+	g.presenceMu.Lock()
+	conns := g.hub.all()
+	held := make([]presence.Conn, len(conns))
+	for i, c := range conns {
+		held[i] = c.presenceConn()
+	}
+	back, err := g.presence.Heartbeat(ctx, g.cfg.ID, held)
+	g.presenceMu.Unlock()
+	for _, u := range back {
+		go func() {
+			// Skip a user whose connections closed meanwhile: their "offline" went out.
+			if len(g.hub.conns(u)) > 0 {
+				g.announceOnline(context.WithoutCancel(ctx), u)
+			}
+		}()
+	}
+	return err
+}
+
+// announceOnline tells userID's contacts they are online, a few announcements at a time.
+func (g *Gateway) announceOnline(ctx context.Context, userID string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	select {
+	case g.announce <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-g.announce }()
+	if err := g.pub.PublishPresence(ctx, userID, true); err != nil && ctx.Err() == nil {
+		g.log.Warn("publish presence failed", "user", userID, "err", err)
+	}
+}
+
+func newBootID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 // Drain stops accepting connections, tells every client to reconnect elsewhere, and

@@ -39,6 +39,9 @@ type recorder struct {
 	typing   []string
 	presence []string
 	notify   chan struct{}
+	// hold, when set, makes PublishPresence signal entered and wait until hold closes.
+	hold    chan struct{}
+	entered chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1000)} }
@@ -60,6 +63,10 @@ func (r *recorder) PublishTyping(_ context.Context, room, user string) error {
 	return r.record(func() { r.typing = append(r.typing, room+"/"+user) })
 }
 func (r *recorder) PublishPresence(_ context.Context, user string, online bool) error {
+	if r.hold != nil {
+		r.entered <- struct{}{}
+		<-r.hold
+	}
 	return r.record(func() { r.presence = append(r.presence, fmt.Sprintf("%s:%v", user, online)) })
 }
 
@@ -110,13 +117,19 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg Config, hist history) *fixture {
 	t.Helper()
+	return newFixtureWith(t, cfg, hist, presence.NewMemory(presence.Config{}))
+}
+
+// newFixtureWith is newFixture over the given presence.
+func newFixtureWith(t *testing.T, cfg Config, hist history, pres Presence) *fixture {
+	t.Helper()
 	if cfg.ID == "" {
 		cfg.ID = "gw-test"
 	}
 	pub := newRecorder()
 	reg := prometheus.NewRegistry()
 	gw, err := New(cfg, tokens{"tok-alice": "alice", "tok-bob": "bob", "tok-carol": "carol"}, pub,
-		presence.NewMemory(presence.Config{}), hist, nil, NewMetrics(reg))
+		pres, hist, nil, NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}

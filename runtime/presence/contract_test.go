@@ -18,7 +18,7 @@ import (
 type tracker interface {
 	Connect(ctx context.Context, c Conn) (bool, error)
 	Disconnect(ctx context.Context, c Conn) (bool, error)
-	Heartbeat(ctx context.Context, gatewayID string) error
+	Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([]string, error)
 	Sweep(ctx context.Context) ([]Transition, error)
 	Gateways(ctx context.Context, userIDs []string) (map[string][]string, error)
 	Typing(ctx context.Context, userID, roomID string) (bool, error)
@@ -118,14 +118,19 @@ func runContract(t *testing.T, newTracker factory) {
 	t.Run("dead gateway expires within the TTL, heartbeats keep others", func(t *testing.T) {
 		p, clock := setup(t)
 		must := check(t)
+		bob, carol := Conn{UserID: "bob", GatewayID: "lives", ConnID: "1"}, Conn{UserID: "carol", GatewayID: "lives", ConnID: "3"}
 		must(p.Connect(ctx, Conn{UserID: "alice", GatewayID: "dies", ConnID: "1"}))
-		must(p.Connect(ctx, Conn{UserID: "bob", GatewayID: "lives", ConnID: "1"}))
+		must(p.Connect(ctx, bob))
 		must(p.Connect(ctx, Conn{UserID: "carol", GatewayID: "dies", ConnID: "2"}))
-		must(p.Connect(ctx, Conn{UserID: "carol", GatewayID: "lives", ConnID: "3"}))
+		must(p.Connect(ctx, carol))
 		for range 3 {
 			clock.Advance(ttl / 2)
-			if err := p.Heartbeat(ctx, "lives"); err != nil {
+			back, err := p.Heartbeat(ctx, "lives", []Conn{bob, carol})
+			if err != nil {
 				t.Fatal(err)
+			}
+			if len(back) != 0 {
+				t.Fatalf("heartbeat of live connections reported %v coming online", back)
 			}
 		}
 		gws, _ := p.Gateways(ctx, []string{"alice", "bob", "carol"})
@@ -144,6 +149,117 @@ func runContract(t *testing.T, newTracker factory) {
 		}
 		if !must(p.Connect(ctx, Conn{UserID: "alice", GatewayID: "lives", ConnID: "9"})) {
 			t.Fatal("alice reconnecting elsewhere did not come online")
+		}
+	})
+
+	t.Run("heartbeat re-adds a held connection the sweeper took", func(t *testing.T) {
+		p, clock := setup(t)
+		must := check(t)
+		alice := Conn{UserID: "alice", GatewayID: "gw", ConnID: "b1-1"}
+		bob := Conn{UserID: "bob", GatewayID: "gw", ConnID: "b1-2"}
+		must(p.Connect(ctx, alice))
+		must(p.Connect(ctx, bob))
+		clock.Advance(ttl + time.Second) // one heartbeat lost
+		if got, _ := p.Sweep(ctx); len(got) != 2 {
+			t.Fatalf("sweep = %v, want alice and bob", got)
+		}
+		// bob's Connect never made it (a failed registration): the hub holds him anyway.
+		back, err := p.Heartbeat(ctx, "gw", []Conn{bob, alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"alice", "bob"}; !reflect.DeepEqual(back, want) {
+			t.Fatalf("heartbeat reported %v back online, want %v", back, want)
+		}
+		gws, _ := p.Gateways(ctx, []string{"alice", "bob"})
+		if want := map[string][]string{"alice": {"gw"}, "bob": {"gw"}}; !reflect.DeepEqual(gws, want) {
+			t.Fatalf("gateways after the heartbeat = %v, want %v", gws, want)
+		}
+		clock.Advance(ttl / 2)
+		if back, _ := p.Heartbeat(ctx, "gw", []Conn{alice, bob}); len(back) != 0 {
+			t.Fatalf("second heartbeat reported %v again", back)
+		}
+		if got, _ := p.Sweep(ctx); len(got) != 0 {
+			t.Fatalf("sweep after re-adding = %v", got)
+		}
+		if !must(p.Disconnect(ctx, alice)) {
+			t.Fatal("a re-added connection did not take alice offline when it closed")
+		}
+	})
+
+	t.Run("heartbeat expires what the gateway no longer holds", func(t *testing.T) {
+		p, clock := setup(t)
+		must := check(t)
+		// The previous incarnation of gw held alice and carol; the new one holds bob.
+		must(p.Connect(ctx, Conn{UserID: "alice", GatewayID: "gw", ConnID: "old-1"}))
+		must(p.Connect(ctx, Conn{UserID: "carol", GatewayID: "gw", ConnID: "old-2"}))
+		must(p.Connect(ctx, Conn{UserID: "carol", GatewayID: "other", ConnID: "1"}))
+		bob := Conn{UserID: "bob", GatewayID: "gw", ConnID: "new-1"}
+		must(p.Connect(ctx, bob))
+		clock.Advance(time.Second)
+		if _, err := p.Heartbeat(ctx, "gw", []Conn{bob}); err != nil {
+			t.Fatal(err)
+		}
+		gws, _ := p.Gateways(ctx, []string{"alice", "bob", "carol"})
+		if want := map[string][]string{"bob": {"gw"}, "carol": {"other"}}; !reflect.DeepEqual(gws, want) {
+			t.Fatalf("gateways after the heartbeat = %v, want %v", gws, want)
+		}
+		clock.Advance(time.Millisecond)
+		got, err := p.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []Transition{{UserID: "alice"}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("sweep = %v, want %v (carol is still on another gateway)", got, want)
+		}
+		if back, _ := p.Heartbeat(ctx, "gw", nil); len(back) != 0 {
+			t.Fatalf("empty heartbeat reported %v", back)
+		}
+		if got, _ := p.Sweep(ctx); !reflect.DeepEqual(got, []Transition{{UserID: "bob"}}) {
+			t.Fatalf("sweep after bob left the hub = %v, want bob", got)
+		}
+		if _, err := p.Heartbeat(ctx, "gw", []Conn{{UserID: "x", GatewayID: "elsewhere", ConnID: "1"}}); !errors.Is(err, ErrInvalidID) {
+			t.Fatalf("heartbeat with another gateway's connection: %v, want ErrInvalidID", err)
+		}
+	})
+
+	t.Run("heartbeat of a gateway larger than one batch", func(t *testing.T) {
+		p, clock := setup(t)
+		must := check(t)
+		var held []Conn
+		var heldUsers, staleUsers []string
+		for i := range 600 { // two devices each: 1 200 connections held
+			u := fmt.Sprint("h", i)
+			heldUsers = append(heldUsers, u)
+			for d := range 2 {
+				c := Conn{UserID: u, GatewayID: "big", ConnID: fmt.Sprint("new-", i, "-", d)}
+				held = append(held, c)
+				must(p.Connect(ctx, c))
+			}
+		}
+		for i := range 700 {
+			u := fmt.Sprint("s", i)
+			staleUsers = append(staleUsers, u)
+			must(p.Connect(ctx, Conn{UserID: u, GatewayID: "big", ConnID: fmt.Sprint("old-", i)}))
+		}
+		clock.Advance(ttl - time.Second)
+		if back, err := p.Heartbeat(ctx, "big", held); err != nil || len(back) != 0 {
+			t.Fatalf("heartbeat = %v, %v", back, err)
+		}
+		clock.Advance(2 * time.Second) // past the first TTL: only the heartbeat keeps anyone
+		gws, err := p.Gateways(ctx, append(heldUsers, staleUsers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gws) != len(heldUsers) {
+			t.Fatalf("%d users live after the heartbeat, want the %d held", len(gws), len(heldUsers))
+		}
+		got, err := p.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(staleUsers) || got[0].UserID[0] != 's' || got[len(got)-1].UserID[0] != 's' {
+			t.Fatalf("sweep reported %d users (%v…), want the %d stale ones", len(got), got[:min(3, len(got))], len(staleUsers))
 		}
 	})
 

@@ -92,20 +92,52 @@ func (m *Memory) Disconnect(_ context.Context, c Conn) (bool, error) {
 	return exp.After(now) && m.liveLocked(c.UserID, now) == 0, nil
 }
 
-// Heartbeat extends every connection gatewayID holds to TTL from now.
-func (m *Memory) Heartbeat(_ context.Context, gatewayID string) error {
-	if err := checkIDs(gatewayID); err != nil {
-		return err
+// Heartbeat makes held exactly the live connections of gatewayID, as Redis.Heartbeat
+// does: held ones are extended (re-added when missing), all others of gatewayID expire
+// now for the sweeper to announce. It returns the users who came back online, sorted.
+func (m *Memory) Heartbeat(_ context.Context, gatewayID string, held []Conn) ([]string, error) {
+	if err := checkHeld(gatewayID, held); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	exp := m.cfg.Now().Add(m.cfg.TTL)
-	for c := range m.gateways[gatewayID] {
-		if _, ok := m.conns[c.UserID][c.GatewayID+sep+c.ConnID]; ok {
-			m.conns[c.UserID][c.GatewayID+sep+c.ConnID] = exp
+	now := m.cfg.Now()
+	exp := now.Add(m.cfg.TTL)
+	liveBefore := map[string]bool{}
+	for _, c := range held {
+		if _, ok := liveBefore[c.UserID]; !ok {
+			liveBefore[c.UserID] = m.liveLocked(c.UserID, now) > 0
 		}
 	}
-	return nil
+	keep := make(map[Conn]bool, len(held))
+	online := map[string]bool{}
+	for _, c := range held {
+		keep[c] = true
+		member := c.GatewayID + sep + c.ConnID
+		if m.conns[c.UserID] == nil {
+			m.conns[c.UserID] = map[string]time.Time{}
+		}
+		if _, ok := m.conns[c.UserID][member]; !ok && !liveBefore[c.UserID] {
+			online[c.UserID] = true
+		}
+		m.conns[c.UserID][member] = exp
+		if m.gateways[gatewayID] == nil {
+			m.gateways[gatewayID] = map[Conn]struct{}{}
+		}
+		m.gateways[gatewayID][c] = struct{}{}
+	}
+	for c := range m.gateways[gatewayID] {
+		if keep[c] {
+			continue
+		}
+		member := c.GatewayID + sep + c.ConnID
+		if until, ok := m.conns[c.UserID][member]; !ok {
+			delete(m.gateways[gatewayID], c)
+		} else if until.After(now) {
+			m.conns[c.UserID][member] = now
+		}
+	}
+	return sortedKeys(online), nil
 }
 
 // Sweep forgets connections whose gateway stopped heartbeating and reports the users who

@@ -9,6 +9,7 @@ package presence
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -74,3 +75,39 @@ func checkIDs(ids ...string) error {
 }
 
 func (c Conn) validate() error { return checkIDs(c.UserID, c.GatewayID, c.ConnID) }
+
+// checkHeld validates a heartbeat: every held connection is a valid one of gatewayID.
+func checkHeld(gatewayID string, held []Conn) error {
+	if err := checkIDs(gatewayID); err != nil {
+		return err
+	}
+	for _, c := range held {
+		if err := c.validate(); err != nil {
+			return err
+		}
+		if c.GatewayID != gatewayID {
+			return fmt.Errorf("%w: connection %q of gateway %q in the heartbeat of %q", ErrInvalidID, c.ConnID, c.GatewayID, gatewayID)
+		}
+	}
+	return nil
+}
+
+// heldMembers are the "user|conn" members of held, sorted by user so that one user's
+// connections are re-asserted together.
+func heldMembers(held []Conn) []string {
+	out := make([]string, 0, len(held))
+	for _, c := range held {
+		out = append(out, c.UserID+sep+c.ConnID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -117,32 +117,117 @@ func (r *Redis) Disconnect(ctx context.Context, c Conn) (bool, error) {
 	return n == 1, nil
 }
 
-// KEYS: gateway, exp. ARGV: gateway, expiry, garbage ms, prefix.
-var heartbeatScript = redis.NewScript(`
-local held = redis.call('SMEMBERS', KEYS[1])
-for _, m in ipairs(held) do
+// heartbeatBatch bounds the connections one heartbeat script touches, so a big gateway
+// never blocks Redis for long.
+const heartbeatBatch = 500
+
+// KEYS: gateway, exp. ARGV: gateway, now, expiry, garbage ms, prefix, then "user|conn" of
+// each held connection. Returns the users who had no live connection and got one back.
+var reassertScript = redis.NewScript(`
+local gw, now, expiry, garbage, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local livebefore, reported, online = {}, {}, {}
+for i = 6, #ARGV do
+  local m = ARGV[i]
   local sep = string.find(m, '|', 1, true)
   local user, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-  local ukey = ARGV[4] .. 'u:' .. user
-  redis.call('ZADD', ukey, 'XX', ARGV[2], ARGV[1] .. '|' .. conn)
-  redis.call('ZADD', KEYS[2], 'XX', ARGV[2], user .. '|' .. ARGV[1] .. '|' .. conn)
-  redis.call('PEXPIRE', ukey, ARGV[3])
+  local ukey = prefix .. 'u:' .. user
+  if livebefore[user] == nil then
+    livebefore[user] = redis.call('ZCOUNT', ukey, '(' .. now, '+inf') > 0
+  end
+  local added = redis.call('ZADD', ukey, expiry, gw .. '|' .. conn)
+  redis.call('SADD', KEYS[1], m)
+  redis.call('ZADD', KEYS[2], expiry, user .. '|' .. gw .. '|' .. conn)
+  redis.call('PEXPIRE', ukey, garbage)
+  if added == 1 and not livebefore[user] and not reported[user] then
+    reported[user] = true
+    table.insert(online, user)
+  end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return #held
+redis.call('PEXPIRE', KEYS[1], garbage)
+return online
 `)
 
-// Heartbeat extends every connection gatewayID holds to TTL from now.
-func (r *Redis) Heartbeat(ctx context.Context, gatewayID string) error {
-	if err := checkIDs(gatewayID); err != nil {
-		return err
+// KEYS: gateway, exp. ARGV: gateway, now, prefix, then "user|conn" of each connection the
+// gateway no longer holds. Each is expired now (left for the sweeper, which announces
+// who went offline); one with no entry left is simply forgotten.
+var expireScript = redis.NewScript(`
+local gw, now, prefix = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+  local m = ARGV[i]
+  local sep = string.find(m, '|', 1, true)
+  local user, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+  local ukey = prefix .. 'u:' .. user
+  local member = gw .. '|' .. conn
+  local score = redis.call('ZSCORE', ukey, member)
+  if not score then
+    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], user .. '|' .. member)
+  elseif tonumber(score) > tonumber(now) then
+    redis.call('ZADD', ukey, now, member)
+    redis.call('ZADD', KEYS[2], now, user .. '|' .. member)
+  else
+    redis.call('ZADD', KEYS[2], score, user .. '|' .. member)
+  end
+end
+return 0
+`)
+
+// Heartbeat makes held exactly the live connections of gatewayID. Each held connection is
+// extended to TTL from now, and re-added when missing (a sweep took it after a missed
+// heartbeat, or its Connect failed); every other connection recorded for gatewayID (a
+// previous incarnation's after a restart in place, or one whose Disconnect was lost) is
+// expired now, so the next sweep announces it. It returns, sorted, the users who had no
+// live connection and have one again: announce them online.
+func (r *Redis) Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([]string, error) {
+	if err := checkHeld(gatewayID, held); err != nil {
+		return nil, err
 	}
-	err := heartbeatScript.Run(ctx, r.rdb, []string{r.gwKey(gatewayID), r.expKey()},
-		gatewayID, r.nowMS()+r.cfg.TTL.Milliseconds(), r.garbageMS(), r.prefix).Err()
+	now := r.nowMS()
+	expiry := now + r.cfg.TTL.Milliseconds()
+	keys := []string{r.gwKey(gatewayID), r.expKey()}
+	members := heldMembers(held)
+	online := map[string]bool{}
+	for start := 0; start < len(members); start += heartbeatBatch {
+		chunk := members[start:min(start+heartbeatBatch, len(members))]
+		args := append([]any{gatewayID, now, expiry, r.garbageMS(), r.prefix}, toAny(chunk)...)
+		users, err := reassertScript.Run(ctx, r.rdb, keys, args...).StringSlice()
+		if err != nil && err != redis.Nil {
+			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+		}
+		for _, u := range users {
+			online[u] = true
+		}
+	}
+	recorded, err := r.rdb.SMembers(ctx, r.gwKey(gatewayID)).Result()
 	if err != nil {
-		return fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+		return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
 	}
-	return nil
+	keep := make(map[string]bool, len(members))
+	for _, m := range members {
+		keep[m] = true
+	}
+	var stale []string
+	for _, m := range recorded {
+		if !keep[m] && strings.Contains(m, sep) {
+			stale = append(stale, m)
+		}
+	}
+	for start := 0; start < len(stale); start += heartbeatBatch {
+		chunk := stale[start:min(start+heartbeatBatch, len(stale))]
+		args := append([]any{gatewayID, now, r.prefix}, toAny(chunk)...)
+		if err := expireScript.Run(ctx, r.rdb, keys, args...).Err(); err != nil && err != redis.Nil {
+			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+		}
+	}
+	return sortedKeys(online), nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // sweepBatch bounds one script run so a mass expiry never blocks Redis for long.

@@ -1,0 +1,572 @@
+import {
+  lazy,
+  Suspense,
+  memo,
+  useContext,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+  type ClipboardEvent,
+  type DragEvent,
+  type KeyboardEvent,
+} from 'react';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useApp, useCtl } from './hooks';
+import * as M from '../state/messages';
+import { tickFor, breakdown, type Tick } from '../state/receipts';
+import { typers } from '../state/typing';
+import { Avatar } from './Avatar';
+import { Attachment, ImageViewer } from './Attachment';
+import { OverlayCtx, type Overlay } from './overlay';
+import { Dialog, Icon } from './Dialog';
+import { dayKey, formatDay, formatTime } from './format';
+import { humanFrameError } from '../api/errors';
+
+const GROUP_MS = 5 * 60_000;
+
+type Row =
+  | { kind: 'date'; key: string; label: string }
+  | { kind: 'new'; key: string }
+  | { kind: 'msg'; key: string; m: M.Msg; head: boolean; tail: boolean };
+
+function buildRows(list: readonly M.Msg[], newAfter: number, me: string): Row[] {
+  const rows: Row[] = [];
+  let prev: M.Msg | undefined;
+  let newPlaced = false;
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i]!;
+    const day = dayKey(m.createdAt);
+    const newDay = !prev || dayKey(prev.createdAt) !== day;
+    if (newDay)
+      rows.push({
+        kind: 'date',
+        key: 'd:' + day + ':' + (m.seq ?? m.clientId),
+        label: formatDay(m.createdAt),
+      });
+    let isNew = false;
+    if (!newPlaced && m.seq !== undefined && m.seq > newAfter && m.senderId !== me && !m.hidden) {
+      rows.push({ kind: 'new', key: 'new' });
+      newPlaced = true;
+      isNew = true;
+    }
+    const head =
+      newDay ||
+      isNew ||
+      !prev ||
+      prev.senderId !== m.senderId ||
+      prev.hidden !== m.hidden ||
+      Date.parse(m.createdAt) - Date.parse(prev.createdAt) > GROUP_MS;
+    if (!head) {
+      const last = rows[rows.length - 1];
+      if (last?.kind === 'msg') rows[rows.length - 1] = { ...last, tail: false };
+    }
+    rows.push({ kind: 'msg', key: 'm:' + M.msgKey(m), m, head, tail: true });
+    prev = m;
+  }
+  return rows;
+}
+
+export function Conversation({ roomId }: { roomId: string }) {
+  const ctl = useCtl();
+  const room = useApp((s) => s.rooms[roomId]);
+  useApp((s) => s.members[roomId]);
+  useApp((s) => s.users);
+  const blocked = useApp((s) => s.blocked);
+  const [details, setDetails] = useState(false);
+  const [dragging, setDragging] = useState(false);
+  const [overlay, setOverlay] = useState<Overlay>(null);
+  const name = ctl.roomName(roomId);
+  const peer = room?.room.kind === 'direct' ? ctl.dmPeer(roomId) : undefined;
+  const online = useApp((s) => (peer ? (s.presence[peer] ?? false) : false));
+  const members = useApp((s) => s.members[roomId]);
+  const subtitle =
+    room?.room.kind === 'direct'
+      ? peer && blocked[peer]
+        ? 'Blocked'
+        : online
+          ? 'online'
+          : 'offline'
+      : members
+        ? `${members.length} member${members.length === 1 ? '' : 's'}`
+        : '';
+
+  function onDrop(e: DragEvent) {
+    e.preventDefault();
+    setDragging(false);
+    const files = Array.from(e.dataTransfer.files);
+    if (files.length) ctl.uploadFiles(roomId, files);
+  }
+
+  return (
+    <main
+      className={'conversation' + (dragging ? ' dragging' : '')}
+      aria-labelledby="conv-title"
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes('Files')) {
+          e.preventDefault();
+          setDragging(true);
+        }
+      }}
+      onDragLeave={(e) => {
+        if (e.currentTarget === e.target) setDragging(false);
+      }}
+      onDrop={onDrop}
+    >
+      <header className="conv-head">
+        <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={() => (location.hash = '#/')}>
+          <Icon name="back" />
+        </button>
+        <span className="room-avatar">
+          <Avatar userId={peer} name={name} />
+          {peer && <span className={'dot ' + (online ? 'online' : 'offline')} aria-hidden="true" />}
+        </span>
+        <div className="conv-title">
+          <h2 id="conv-title">{name}</h2>
+          <p className={'conv-sub' + (online ? ' is-online' : '')}>{subtitle}</p>
+        </div>
+        <button type="button" className="icon-btn" aria-label="Room details" onClick={() => setDetails(true)}>
+          <Icon name="info" />
+        </button>
+      </header>
+      <OverlayCtx.Provider value={setOverlay}>
+        <MessageList key={roomId} roomId={roomId} />
+      </OverlayCtx.Provider>
+      {overlay?.kind === 'image' && <ImageViewer fileId={overlay.fileId} onClose={() => setOverlay(null)} />}
+      {overlay?.kind === 'receipts' && (
+        <ReceiptInfo roomId={overlay.roomId} seq={overlay.seq} others={overlay.others} onClose={() => setOverlay(null)} />
+      )}
+      <TypingLine roomId={roomId} />
+      <Uploads roomId={roomId} />
+      {peer && blocked[peer] ? (
+        <div className="blocked-bar">
+          <span>You blocked {name}.</span>
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => ctl.unblock(peer).catch((e: unknown) => ctl.notify(ctl.humanError(e)))}
+          >
+            Unblock
+          </button>
+        </div>
+      ) : (
+        <Composer roomId={roomId} />
+      )}
+      {dragging && (
+        <div className="drop-hint" aria-hidden="true">
+          Drop files to send them
+        </div>
+      )}
+      {details && <LazyDetails roomId={roomId} onClose={() => setDetails(false)} />}
+    </main>
+  );
+}
+
+const RoomDetails = lazy(() => import('./RoomDetails'));
+function LazyDetails(props: { roomId: string; onClose: () => void }) {
+  return (
+    <Suspense fallback={null}>
+      <RoomDetails {...props} />
+    </Suspense>
+  );
+}
+
+function MessageList({ roomId }: { roomId: string }) {
+  const ctl = useCtl();
+  const timeline = useApp((s) => s.timelines[roomId]) ?? M.emptyTimeline;
+  const newAfter = useApp((s) => s.newAfter[roomId] ?? Number.MAX_SAFE_INTEGER);
+  const loadingOlder = useApp((s) => s.loadingOlder[roomId] ?? false);
+  const me = useApp((s) => s.me?.id ?? '');
+  const list = useMemo(() => M.entries(timeline), [timeline]);
+  const rows = useMemo(() => buildRows(list, newAfter, me), [list, newAfter, me]);
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const anchor = useRef<{ key: string; offset: number } | null>(null);
+  const [away, setAway] = useState(false);
+
+  const v = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scrollRef.current,
+    estimateSize: (i) => (rows[i]?.kind === 'msg' ? 52 : 40),
+    getItemKey: (i) => rows[i]?.key ?? i,
+    overscan: 8,
+    paddingStart: 8,
+    paddingEnd: 8,
+  });
+
+  const scrollToBottom = useCallback(() => {
+    const el = scrollRef.current;
+    if (!el || rows.length === 0) return;
+    v.scrollToIndex(rows.length - 1, { align: 'end' });
+    requestAnimationFrame(() => {
+      if (atBottom.current && scrollRef.current) scrollRef.current.scrollTop = scrollRef.current.scrollHeight;
+    });
+  }, [v, rows.length]);
+
+  // Keep the view where it was when older pages are prepended; stick to the bottom otherwise.
+  const firstKey = rows[0]?.key;
+  const lastKey = rows[rows.length - 1]?.key;
+  const prevFirst = useRef(firstKey);
+  useLayoutEffect(() => {
+    const el = scrollRef.current;
+    if (!el) return;
+    if (prevFirst.current !== firstKey && prevFirst.current !== undefined && anchor.current && !atBottom.current) {
+      const idx = rows.findIndex((r) => r.key === anchor.current!.key);
+      const item = idx >= 0 ? v.measurementsCache[idx] : undefined;
+      if (item) el.scrollTop = item.start - anchor.current.offset;
+    } else if (atBottom.current) {
+      scrollToBottom();
+    }
+    prevFirst.current = firstKey;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [firstKey, lastKey, rows.length]);
+
+  // My own new message always brings the view down.
+  const lastMine = list.length > 0 && list[list.length - 1]!.senderId === me && list[list.length - 1]!.seq === undefined;
+  useEffect(() => {
+    if (lastMine) {
+      atBottom.current = true;
+      scrollToBottom();
+    }
+  }, [lastMine, lastKey, scrollToBottom]);
+
+  useEffect(() => {
+    ctl.setReading(true);
+  }, [ctl]);
+
+  // Images have no size until they load: keep the bottom in view when one grows the list.
+  useEffect(() => {
+    const onMedia = () => {
+      if (atBottom.current) scrollToBottom();
+    };
+    window.addEventListener('parley:media', onMedia);
+    return () => window.removeEventListener('parley:media', onMedia);
+  }, [scrollToBottom]);
+
+  function onScroll() {
+    const el = scrollRef.current;
+    if (!el) return;
+    const bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+    if (bottom !== atBottom.current) {
+      atBottom.current = bottom;
+      ctl.setReading(bottom);
+    } else if (bottom) ctl.markReadActive();
+    setAway(el.scrollHeight - el.scrollTop - el.clientHeight > 600);
+    const items = v.getVirtualItems();
+    const firstVisible = items.find((it) => it.end > el.scrollTop && rows[it.index]?.kind === 'msg');
+    if (firstVisible)
+      anchor.current = {
+        key: String(firstVisible.key),
+        offset: firstVisible.start - el.scrollTop,
+      };
+    if (el.scrollTop < 600 && timeline.hasMoreBefore && timeline.loaded) void ctl.loadOlder(roomId);
+  }
+
+  const items = v.getVirtualItems();
+  const cursors = useApp((s) => s.cursors[roomId]);
+  const members = useApp((s) => s.members[roomId]);
+  const kind = useApp((s) => s.rooms[roomId]?.room.kind ?? 'group');
+  const others = useMemo(() => (members ?? Object.keys(cursors ?? {})).filter((u) => u !== me), [members, cursors, me]);
+
+  const unread = useApp((s) => s.rooms[roomId]?.unread ?? 0);
+  return (
+    <>
+      {away && (
+        <button
+          type="button"
+          className="jump"
+          aria-label={unread > 0 ? `Scroll to newest, ${unread} unread` : 'Scroll to newest'}
+          onClick={() => {
+            atBottom.current = true;
+            setAway(false);
+            scrollToBottom();
+            ctl.setReading(true);
+          }}
+        >
+          <Icon name="down" />
+          {unread > 0 && (
+            <span className="jump-badge" aria-hidden="true">
+              {unread > 99 ? '99+' : unread}
+            </span>
+          )}
+        </button>
+      )}
+      <div
+        className="msg-scroll"
+        ref={scrollRef}
+        role="log"
+        aria-label="Messages"
+        aria-busy={loadingOlder || !timeline.loaded}
+        tabIndex={0}
+        onScroll={onScroll}
+      >
+        {!timeline.loaded && rows.length === 0 && <p className="msg-loading">Loading messages…</p>}
+        {timeline.loaded && rows.length === 0 && <p className="msg-loading">No messages yet. Say hello!</p>}
+        <div className="msg-canvas" style={{ height: v.getTotalSize() }}>
+          <div className="msg-window" style={{ transform: `translateY(${items[0]?.start ?? 0}px)` }}>
+            {items.map((it) => {
+              const row = rows[it.index]!;
+              return (
+                <div key={it.key} data-index={it.index} ref={v.measureElement} className="row">
+                  {row.kind === 'date' ? (
+                    <div className="sep date-sep" role="separator" aria-label={row.label}>
+                      <span>{row.label}</span>
+                    </div>
+                  ) : row.kind === 'new' ? (
+                    <div className="sep new-sep" role="separator" aria-label="New messages">
+                      <span>New messages</span>
+                    </div>
+                  ) : (
+                    <MessageRow
+                      m={row.m}
+                      head={row.head}
+                      tail={row.tail}
+                      mine={row.m.senderId === me}
+                      group={kind === 'group'}
+                      tick={row.m.senderId === me ? tickFor(row.m.seq, row.m.status, cursors ?? {}, others) : undefined}
+                      others={others}
+                    />
+                  )}
+                </div>
+              );
+            })}
+          </div>
+        </div>
+      </div>
+    </>
+  );
+}
+
+const tickIcon: Record<Tick, string> = {
+  Sending: 'clock',
+  Sent: 'check',
+  Delivered: 'checks',
+  Read: 'checks',
+  Failed: 'alert',
+};
+
+const MessageRow = memo(function MessageRow(props: {
+  m: M.Msg;
+  head: boolean;
+  tail: boolean;
+  mine: boolean;
+  group: boolean;
+  tick?: Tick;
+  others: readonly string[];
+}) {
+  const { m, mine } = props;
+  const ctl = useCtl();
+  const senderName = useApp((s) => s.users[m.senderId]?.display_name || s.users[m.senderId]?.username || '');
+  const openOverlay = useContext(OverlayCtx);
+  if (m.hidden)
+    return (
+      <div className="msg hidden-msg" data-seq={m.seq} data-client-id={m.clientId}>
+        <span>Message from a blocked person</span>
+      </div>
+    );
+  const showName = props.group && !mine && props.head;
+  const tick = props.tick;
+  return (
+    <div
+      className={'msg' + (mine ? ' mine' : ' theirs') + (props.head ? ' head' : '') + (props.tail ? ' tail' : '')}
+      data-seq={m.seq}
+      data-client-id={m.clientId}
+    >
+      {props.group && !mine && (
+        <span className="msg-avatar">{props.tail ? <Avatar userId={m.senderId} name={senderName || '?'} size="sm" /> : null}</span>
+      )}
+      <div className={'bubble' + (m.status === 'failed' ? ' failed' : '') + (!m.body && m.attachments.length > 0 ? ' media' : '')}>
+        {showName && <div className={'msg-sender'}>{senderName || 'Someone'}</div>}
+        {m.attachments.length > 0 && (
+          <div className="atts">
+            {m.attachments.map((a) => (
+              <Attachment key={a} id={a} />
+            ))}
+          </div>
+        )}
+        {m.body && <div className="msg-body">{m.body}</div>}
+        <div className="msg-meta">
+          <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time>
+          {tick &&
+            (props.group && m.seq !== undefined && tick !== 'Failed' ? (
+              <button
+                type="button"
+                className={'tick tick-' + tick.toLowerCase()}
+                aria-label={tick}
+                onClick={() =>
+                  m.seq !== undefined &&
+                  openOverlay({
+                    kind: 'receipts',
+                    roomId: m.roomId,
+                    seq: m.seq,
+                    others: props.others,
+                  })
+                }
+              >
+                <Icon name={tickIcon[tick]} />
+              </button>
+            ) : (
+              <span className={'tick tick-' + tick.toLowerCase()} role="img" aria-label={tick}>
+                <Icon name={tickIcon[tick]} />
+              </span>
+            ))}
+        </div>
+        {m.status === 'failed' && (
+          <div className="failed-bar">
+            <span>
+              {m.error === 'timeout' ? 'Not sent: no answer from the server.' : 'Not sent: ' + humanFrameError(m.error ?? 'internal')}
+            </span>
+            <button type="button" onClick={() => ctl.retry(m.roomId, m.clientId)}>
+              Retry
+            </button>
+            <button type="button" onClick={() => ctl.discard(m.roomId, m.clientId)}>
+              Discard
+            </button>
+          </div>
+        )}
+      </div>
+    </div>
+  );
+});
+
+function ReceiptInfo({ roomId, seq, others, onClose }: { roomId: string; seq: number; others: readonly string[]; onClose: () => void }) {
+  const ctl = useCtl();
+  const cursors = useApp((s) => s.cursors[roomId] ?? {});
+  useApp((s) => s.users);
+  const rows = breakdown(seq, cursors, others);
+  const label = {
+    read: 'Read',
+    delivered: 'Delivered',
+    sent: 'Not yet received',
+  } as const;
+  return (
+    <Dialog title="Message info" onClose={onClose}>
+      <ul className="receipt-list">
+        {rows.map((r) => (
+          <li key={r.user}>
+            <Avatar userId={r.user} name={ctl.userName(r.user)} size="sm" />
+            <span className="grow">{ctl.userName(r.user)}</span>
+            <span className={'receipt-state ' + r.state}>{label[r.state]}</span>
+          </li>
+        ))}
+      </ul>
+    </Dialog>
+  );
+}
+
+function TypingLine({ roomId }: { roomId: string }) {
+  const ctl = useCtl();
+  const typing = useApp((s) => s.typing);
+  useApp((s) => s.users);
+  const who = typers(typing, roomId, Date.now()).map((u) => ctl.userName(u));
+  let text = '';
+  if (who.length === 1) text = `${who[0]} is typing…`;
+  else if (who.length === 2) text = `${who[0]} and ${who[1]} are typing…`;
+  else if (who.length > 2) text = 'Several people are typing…';
+  return (
+    <div className="typing" role="status">
+      {text}
+    </div>
+  );
+}
+
+function Uploads({ roomId }: { roomId: string }) {
+  const uploads = useApp((s) => s.uploads).filter((u) => u.roomId === roomId);
+  if (uploads.length === 0) return null;
+  return (
+    <ul className="uploads">
+      {uploads.map((u) => (
+        <li key={u.key} className="upload">
+          <Icon name="file" />
+          <span className="upload-name">{u.name}</span>
+          <progress aria-label={'Uploading ' + u.name} max={u.total || 1} value={u.loaded} />
+          <button type="button" className="icon-btn sm" aria-label="Cancel upload" onClick={u.cancel}>
+            <Icon name="close" />
+          </button>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function Composer({ roomId }: { roomId: string }) {
+  const ctl = useCtl();
+  const [text, setText] = useState('');
+  const fileRef = useRef<HTMLInputElement>(null);
+  const taRef = useRef<HTMLTextAreaElement>(null);
+  const drafts = useRef(new Map<string, string>());
+
+  useEffect(() => {
+    setText(drafts.current.get(roomId) ?? '');
+    if (window.matchMedia('(min-width: 768px)').matches) taRef.current?.focus();
+  }, [roomId]);
+
+  function submit() {
+    if (!text.trim()) return;
+    ctl.send(roomId, text);
+    setText('');
+    drafts.current.delete(roomId);
+    taRef.current?.focus();
+  }
+
+  function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      submit();
+    }
+  }
+
+  function onPaste(e: ClipboardEvent<HTMLTextAreaElement>) {
+    const files = Array.from(e.clipboardData.files);
+    if (files.length > 0) {
+      e.preventDefault();
+      ctl.uploadFiles(roomId, files);
+    }
+  }
+
+  return (
+    <form
+      className="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        submit();
+      }}
+    >
+      <button type="button" className="icon-btn" aria-label="Attach file" onClick={() => fileRef.current?.click()}>
+        <Icon name="attach" />
+      </button>
+      <input
+        ref={fileRef}
+        type="file"
+        multiple
+        hidden
+        tabIndex={-1}
+        aria-hidden="true"
+        onChange={(e) => {
+          const files = Array.from(e.target.files ?? []);
+          e.target.value = '';
+          if (files.length) ctl.uploadFiles(roomId, files);
+        }}
+      />
+      <textarea
+        ref={taRef}
+        aria-label="Message"
+        placeholder="Message"
+        rows={1}
+        value={text}
+        onChange={(e) => {
+          setText(e.target.value);
+          drafts.current.set(roomId, e.target.value);
+          if (e.target.value) ctl.typingNow(roomId);
+        }}
+        onKeyDown={onKeyDown}
+        onPaste={onPaste}
+      />
+      <button type="submit" className="send-btn" aria-label="Send" disabled={!text.trim()}>
+        <Icon name="send" />
+      </button>
+    </form>
+  );
+}

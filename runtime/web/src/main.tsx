@@ -12,6 +12,8 @@ const wake = () => {
   ctl.markReadActive();
 };
 window.addEventListener('online', wake);
+// A socket does not notice a dropped network by itself: probe it instead of waiting for the keepalive.
+window.addEventListener('offline', () => ctl.probe());
 window.addEventListener('focus', wake);
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') wake();

@@ -153,6 +153,30 @@ describe('Socket', () => {
     s.stop();
   });
 
+  it('a probe reconnects within 5 s when nothing answers, and leaves a live socket alone', async () => {
+    const { s } = make();
+    s.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = last();
+    ws.open();
+    await vi.advanceTimersByTimeAsync(1_000);
+    // live: the probe's ping is answered, the socket stays
+    s.probe();
+    const ping = ws.sent.filter((f) => f.type === 'ping').at(-1) as { id?: string };
+    expect(ping).toBeDefined();
+    await vi.advanceTimersByTimeAsync(500);
+    ws.frame({ type: 'pong', id: ping.id } as ServerFrame);
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(ws.closed).toBeNull();
+    expect(FakeWS.all).toHaveLength(1);
+    // network gone (offline event): no answer, so reconnect well before the 45 s rule
+    s.probe();
+    await vi.advanceTimersByTimeAsync(6_500); // the probe times out at 5 s, checked every second
+    expect(ws.closed).not.toBeNull();
+    expect(FakeWS.all).toHaveLength(2);
+    s.stop();
+  });
+
   it('send returns false while down; frames are delivered while open', async () => {
     const { s, frames } = make();
     expect(s.send({ type: 'typing', room: 'r' })).toBe(false);

@@ -28,6 +28,8 @@ export interface SocketOptions {
   now?: () => number;
   pingEveryMs?: number;
   deadAfterMs?: number;
+  /** How long a probe (network change, tab shown) waits for any frame before reconnecting. */
+  probeTimeoutMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
 }
@@ -44,6 +46,9 @@ export class Socket {
   private lastPing = 0;
   private pingSeq = 0;
   private generation = 0;
+  /** An outstanding liveness probe: a frame must arrive after probeSentAt, before probeUntil. */
+  private probeSentAt = 0;
+  private probeUntil = 0;
   state: ConnState = 'down';
   private readonly o: Required<Omit<SocketOptions, 'WebSocket' | 'onState'>> & { WebSocket: WsCtor; onState: (s: ConnState) => void };
 
@@ -54,6 +59,7 @@ export class Socket {
       now: opts.now ?? Date.now,
       pingEveryMs: opts.pingEveryMs ?? 20_000,
       deadAfterMs: opts.deadAfterMs ?? 45_000,
+      probeTimeoutMs: opts.probeTimeoutMs ?? 5_000,
       baseDelayMs: opts.baseDelayMs ?? 500,
       maxDelayMs: opts.maxDelayMs ?? 15_000,
       onState: opts.onState ?? (() => {}),
@@ -119,6 +125,7 @@ export class Socket {
     ws.onopen = () => {
       if (gen !== this.generation) return;
       this.attempt = 0;
+      this.probeUntil = 0;
       this.lastFrame = this.o.now();
       this.lastPing = this.o.now();
       this.setState('open');
@@ -183,8 +190,20 @@ export class Socket {
       this.attempt = 0;
       void this.connect();
     } else if (this.state === 'open') {
-      this.ping();
+      this.probe();
     }
+  }
+
+  /**
+   * Checks the open socket now: a ping must be answered (or any frame arrive) within
+   * probeTimeoutMs, or the socket is taken for dead. A dropped network (the browser's
+   * offline event, a laptop waking up) is then noticed in seconds, not after deadAfterMs.
+   */
+  probe() {
+    if (this.state !== 'open' || !this.ws) return;
+    this.probeSentAt = this.o.now();
+    this.probeUntil = this.probeSentAt + this.o.probeTimeoutMs;
+    this.ping();
   }
 
   private ping() {
@@ -195,6 +214,14 @@ export class Socket {
   private keepalive() {
     if (this.state !== 'open' || !this.ws) return;
     const now = this.o.now();
+    if (this.probeUntil !== 0 && now >= this.probeUntil) {
+      const answered = this.lastFrame > this.probeSentAt;
+      this.probeUntil = 0;
+      if (!answered) {
+        this.drop(0);
+        return;
+      }
+    }
     if (now - this.lastFrame >= this.o.deadAfterMs) {
       this.drop(0);
       return;

@@ -253,6 +253,12 @@ export class Controller {
   }
   private roomsFetchedAt = 0;
 
+  /** The network changed under us (offline event): check the socket within seconds. */
+  probe() {
+    if (this.s.phase !== 'ready') return;
+    this.socket.probe();
+  }
+
   private get meId(): string {
     return this.s.me?.id ?? '';
   }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,13 +24,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
 	"github.com/parleychat/parley/controllers/render"
@@ -36,8 +45,9 @@ import (
 
 // Least privilege: the operator creates and patches what it owns, deletes only the kinds
 // it may need to remove (an HPA, Ingress, managed dependency or policy dropped from the
-// spec, finished migration Jobs of other versions), and never updates or deletes
-// Secrets, ConfigMaps or claims.
+// spec, finished migration Jobs of other versions), and never deletes Secrets, ConfigMaps
+// or claims. The only Secret it patches is its own signing key, to drop the previous key
+// one token lifetime after a rotation.
 //
 // +kubebuilder:rbac:groups=chat.parley.dev,resources=chatclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chat.parley.dev,resources=chatclusters/status,verbs=get;update;patch
@@ -45,7 +55,7 @@ import (
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps;persistentvolumeclaims,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
@@ -62,6 +72,19 @@ type ChatClusterReconciler struct {
 	DefaultImage string
 	// Random feeds generated secrets; crypto/rand when nil.
 	Random io.Reader
+	// MaxConcurrentReconciles is how many ChatClusters are reconciled at once (1 when
+	// zero). One ChatCluster is never reconciled by two workers at a time.
+	MaxConcurrentReconciles int
+
+	// retired holds the key of each signing-key Secret seen deleted, until the reconcile
+	// that generates its successor keeps it as the previous key (ensureGeneratedSecrets).
+	retired sync.Map // types.NamespacedName -> retiredKey
+}
+
+// retiredKey is the content of a deleted signing-key Secret.
+type retiredKey struct {
+	owner types.UID
+	key   []byte
 }
 
 // Event reasons.
@@ -78,13 +101,18 @@ const (
 // SetupWithManager registers the controller and its watches: every owned kind, so a
 // deleted or edited child triggers a reconcile that restores it.
 func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	secrets := &secretHandler{
+		EventHandler: handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &chatv1alpha1.ChatCluster{}, handler.OnlyControllerOwner()),
+		r:            r,
+	}
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&chatv1alpha1.ChatCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, secrets).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&batchv1.Job{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
@@ -95,12 +123,34 @@ func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// secretHandler enqueues a Secret's controlling ChatCluster, like Owns, and first
+// remembers the key of a deleted signing-key Secret, so that the reconcile which
+// regenerates it can keep the old key as the previous one.
+type secretHandler struct {
+	handler.EventHandler
+	r *ChatClusterReconciler
+}
+
+func (h *secretHandler) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	if s, ok := e.Object.(*corev1.Secret); ok {
+		if ref := metav1.GetControllerOf(s); ref != nil && ref.Kind == "ChatCluster" && strings.HasSuffix(s.Name, "-signing-key") && len(s.Data[render.SigningKeyKey]) > 0 {
+			h.r.retired.Store(client.ObjectKeyFromObject(s), retiredKey{owner: ref.UID, key: s.Data[render.SigningKeyKey]})
+		}
+	}
+	h.EventHandler.Delete(ctx, e, q)
+}
+
+// errCacheBehind: a generated Secret exists but the cache has not seen it yet, so its
+// content (and the pods' checksum of it) is unknown; the reconcile is retried shortly.
+var errCacheBehind = errors.New("cache behind")
+
 // Reconcile brings one ChatCluster's children to its spec and reports on them.
 func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	var cc chatv1alpha1.ChatCluster
 	if err := r.Client.Get(ctx, req.NamespacedName, &cc); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
+			r.retired.Delete(client.ObjectKey{Namespace: req.Namespace, Name: req.Name + "-signing-key"})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get chatcluster: %w", err)
@@ -124,19 +174,27 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return quietConflict(r.writeStatus(ctx, &cc, before))
 	}
 
-	obs, err := r.reconcileChildren(ctx, &cc)
+	obs, requeue, err := r.reconcileChildren(ctx, &cc)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
+	}
 	if obsErr := r.observe(ctx, &cc, obs); obsErr != nil {
 		err = errors.Join(err, obsErr)
 	}
 	if err != nil {
+		msg := userMessage(err)
 		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
 			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonReconcileError,
-			Message: err.Error(), ObservedGeneration: cc.Generation,
+			Message: msg, ObservedGeneration: cc.Generation,
 		})
-		r.event(&cc, nil, corev1.EventTypeWarning, EventReconcileError, "Reconcile", "%v", err)
+		r.event(&cc, nil, corev1.EventTypeWarning, EventReconcileError, "Reconcile", "%s", msg)
 		return ctrl.Result{}, errors.Join(err, r.writeStatus(ctx, &cc, before))
 	}
-	return quietConflict(r.writeStatus(ctx, &cc, before))
+	res, err := quietConflict(r.writeStatus(ctx, &cc, before))
+	if err == nil && res.RequeueAfter == 0 && requeue > 0 {
+		res.RequeueAfter = requeue
+	}
+	return res, err
 }
 
 // migration is what the reconcile learned about the upgrade to the target image.
@@ -147,16 +205,24 @@ type migration struct {
 	failed  *batchv1.JobCondition
 }
 
-func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv1alpha1.ChatCluster) (migration, error) {
+// reconcileChildren applies the plan. It returns what it learned about the migration and
+// when to reconcile again at the latest (a previous signing key to drop), or 0.
+func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv1alpha1.ChatCluster) (migration, time.Duration, error) {
 	a := applier{client: r.Client, scheme: r.Scheme}
-	if err := r.ensureGeneratedSecrets(ctx, cc); err != nil {
-		return migration{}, err
+	digests, requeue, err := r.ensureGeneratedSecrets(ctx, cc)
+	if err != nil {
+		return migration{}, 0, err
 	}
 	mig, err := r.migrate(ctx, cc)
 	if err != nil {
-		return mig, err
+		return mig, requeue, err
 	}
-	plan := render.Desired(cc, mig.running)
+	mig, err = r.applyPlan(ctx, cc, a, mig, digests)
+	return mig, requeue, err
+}
+
+func (r *ChatClusterReconciler) applyPlan(ctx context.Context, cc *chatv1alpha1.ChatCluster, a applier, mig migration, digests map[string]string) (migration, error) {
+	plan := render.Desired(cc, mig.running, digests)
 	// An upgrade rolls the workloads one at a time in plan order (core, notification,
 	// gateway): a workload still on the old image stays there until the one before it
 	// has finished rolling out.
@@ -348,34 +414,97 @@ func displayImage(image string) string {
 }
 
 // ensureGeneratedSecrets creates the signing key (and the managed PostgreSQL's password)
-// once. An existing Secret is never rewritten, so a key is never rotated by accident.
-func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) error {
-	if err := r.ensureSecret(ctx, cc, render.SigningKeyName(cc), true, func(random []byte) *corev1.Secret {
+// once and returns the digest of each generated Secret's content by name, for the pod
+// templates. An existing Secret is never regenerated, so a key is never rotated by
+// accident; the signing key's previous key is dropped once expired, and requeue says
+// when that is due (0: nothing due).
+func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) (digests map[string]string, requeue time.Duration, err error) {
+	digests = map[string]string{}
+	name := render.SigningKeyName(cc)
+	retiredAt := client.ObjectKey{Namespace: cc.Namespace, Name: name}
+	var used any
+	signing, err := r.ensureSecret(ctx, cc, name, true, func(random []byte) *corev1.Secret {
 		// Text, not raw bytes: the key reaches the workloads as an environment variable,
 		// which cannot hold a NUL byte.
-		return render.SigningKeySecret(cc, []byte(base64.RawURLEncoding.EncodeToString(random)))
-	}); err != nil {
-		return err
+		key := []byte(base64.RawURLEncoding.EncodeToString(random))
+		old, ok := r.retired.Load(retiredAt)
+		if !ok || old.(retiredKey).owner != cc.UID {
+			return render.SigningKeySecret(cc, key)
+		}
+		// A rotation: the deleted key still verifies the tokens it signed, which all
+		// expire within one token lifetime, so nobody is logged out.
+		used = old
+		return render.RotatedSigningKeySecret(cc, key, old.(retiredKey).key, time.Now().Add(tokenTTL(cc)))
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	if used != nil {
+		r.retired.CompareAndDelete(retiredAt, used)
+	}
+	if signing, requeue, err = r.dropExpiredPreviousKey(ctx, cc, signing); err != nil {
+		return nil, 0, err
+	}
+	digests[name] = render.SecretDigest(signing)
 	if cc.Spec.Postgres.Managed == nil {
-		return nil
+		return digests, requeue, nil
 	}
 	// Not owned: like the database's claim it outlives the ChatCluster, because a data
 	// directory keeps the password it was initialised with; a recreated cluster must
 	// find the same one.
-	return r.ensureSecret(ctx, cc, render.PostgresCredentialsName(cc), false, func(random []byte) *corev1.Secret {
+	creds, err := r.ensureSecret(ctx, cc, render.PostgresCredentialsName(cc), false, func(random []byte) *corev1.Secret {
 		return render.PostgresCredentials(cc, hex.EncodeToString(random[:24]))
 	})
+	if err != nil {
+		return nil, 0, err
+	}
+	digests[creds.Name] = render.SecretDigest(creds)
+	return digests, requeue, nil
 }
 
-func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alpha1.ChatCluster, name string, owned bool, build func([]byte) *corev1.Secret) error {
+// tokenTTL is the access tokens' lifetime, how long a previous signing key is kept.
+func tokenTTL(cc *chatv1alpha1.ChatCluster) time.Duration {
+	if d, err := time.ParseDuration(cc.Spec.Auth.TokenTTL); err == nil && d > 0 {
+		return d
+	}
+	return 24 * time.Hour // the API's default
+}
+
+// dropExpiredPreviousKey removes the signing-key Secret's previous key once its expiry
+// passed (the new content rolls the pods that read it), and otherwise says when it is due.
+func (r *ChatClusterReconciler) dropExpiredPreviousKey(ctx context.Context, cc *chatv1alpha1.ChatCluster, s *corev1.Secret) (*corev1.Secret, time.Duration, error) {
+	if _, ok := s.Data[render.PreviousSigningKeyKey]; !ok {
+		return s, 0, nil
+	}
+	// A missing or unreadable expiry counts as expired: a key must not linger unbounded.
+	expires, err := time.Parse(time.RFC3339, s.Annotations[render.AnnotationPreviousKeyExpiresAt])
+	if err == nil {
+		if left := time.Until(expires); left > 0 {
+			return s, left + time.Second, nil
+		}
+	}
+	dropped := s.DeepCopy()
+	delete(dropped.Data, render.PreviousSigningKeyKey)
+	delete(dropped.Annotations, render.AnnotationPreviousKeyExpiresAt)
+	if err := r.Client.Patch(ctx, dropped, client.MergeFromWithOptions(s, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil, 0, errCacheBehind
+		}
+		return nil, 0, fmt.Errorf("drop the previous key of secret %s: %w", s.Name, err)
+	}
+	r.event(cc, dropped, corev1.EventTypeNormal, EventSecretGenerated, "Rotate", "dropped the previous signing key of Secret %s: its tokens have expired", s.Name)
+	return dropped, 0, nil
+}
+
+// ensureSecret returns the Secret name, creating it from build when it does not exist.
+func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alpha1.ChatCluster, name string, owned bool, build func([]byte) *corev1.Secret) (*corev1.Secret, error) {
 	var live corev1.Secret
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: name}, &live)
 	if err == nil {
-		return nil
+		return &live, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get secret %s: %w", name, err)
+		return nil, fmt.Errorf("get secret %s: %w", name, err)
 	}
 	random := make([]byte, 64)
 	src := r.Random
@@ -383,22 +512,22 @@ func (r *ChatClusterReconciler) ensureSecret(ctx context.Context, cc *chatv1alph
 		src = rand.Reader
 	}
 	if _, err := io.ReadFull(src, random); err != nil {
-		return fmt.Errorf("generate %s: %w", name, err)
+		return nil, fmt.Errorf("generate %s: %w", name, err)
 	}
 	secret := build(random)
 	if owned {
 		if err := controllerutil.SetControllerReference(cc, secret, r.Scheme); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := r.Client.Create(ctx, secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return nil // made by an earlier reconcile the cache has not seen yet
+			return nil, errCacheBehind // made by an earlier reconcile the cache has not seen yet
 		}
-		return fmt.Errorf("create secret %s: %w", name, err)
+		return nil, fmt.Errorf("create secret %s: %w", name, err)
 	}
 	r.event(cc, secret, corev1.EventTypeNormal, EventSecretGenerated, "Generate", "generated Secret %s", name)
-	return nil
+	return secret, nil
 }
 
 // observe fills the status from the children.
@@ -409,9 +538,9 @@ func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.Ch
 		cc.Status.Version = render.VersionOf(cc.Status.Image)
 	}
 
-	var notReady, rolling []string
+	facts := statusFacts{image: cc.Status.Image, migration: mig, generation: cc.Generation}
 	for _, role := range render.Workloads {
-		st, ready, done, err := r.workloadStatus(ctx, cc, role)
+		st, w, err := r.workloadStatus(ctx, cc, role)
 		if err != nil {
 			return err
 		}
@@ -423,12 +552,7 @@ func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.Ch
 		default:
 			cc.Status.Notification = st
 		}
-		if !ready {
-			notReady = append(notReady, role)
-		}
-		if !done {
-			rolling = append(rolling, role)
-		}
+		facts.workloads = append(facts.workloads, w)
 	}
 	for _, dep := range []string{render.DepPostgres, render.DepRedis, render.DepKafka} {
 		if render.ManagedDependency(cc, dep) == nil {
@@ -440,83 +564,110 @@ func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.Ch
 			return fmt.Errorf("get statefulset %s: %w", dep, err)
 		}
 		if err != nil || sts.Status.ReadyReplicas < 1 {
-			notReady = append(notReady, dep)
+			facts.depsNotReady = append(facts.depsNotReady, dep)
 		}
 	}
+	for _, c := range conditions(facts) {
+		meta.SetStatusCondition(&cc.Status.Conditions, c)
+	}
+	readyGauge.WithLabelValues(cc.Namespace, cc.Name).Set(boolFloat(meta.IsStatusConditionTrue(cc.Status.Conditions, chatv1alpha1.ConditionReady)))
+	return nil
+}
 
-	gen := cc.Generation
-	switch {
-	case mig.failed != nil:
-		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
-			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonMigrationFailed,
-			Message:            fmt.Sprintf("migration Job to %s failed (%s: %s); the workloads stay on %s", mig.target, mig.failed.Reason, mig.failed.Message, displayImage(mig.running)),
-			ObservedGeneration: gen,
-		})
-	default:
-		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
-			Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonAsExpected,
-			Message: "no failure", ObservedGeneration: gen,
-		})
+// workloadFacts is what the conditions depend on of one workload's Deployment.
+type workloadFacts struct {
+	role      string
+	exists    bool
+	desired   int32
+	available int32
+	// rolledOut: the Deployment controller saw the current spec, every pod runs its
+	// template, and that template runs status.image (a workload held on the previous
+	// image during a staged upgrade is still rolling).
+	rolledOut bool
+}
+
+// statusFacts is everything the conditions are computed from.
+type statusFacts struct {
+	image        string // status.image: empty until a first migration succeeded
+	migration    migration
+	workloads    []workloadFacts
+	depsNotReady []string
+	generation   int64
+}
+
+// conditions computes Ready, Progressing and Degraded. Ready means serving: every
+// workload has at least its desired count of available pods, whether or not a rollout
+// is under way (rollouts never go below the desired count); Progressing carries the
+// rollout and the migration, Degraded what needs a human.
+func conditions(f statusFacts) []metav1.Condition {
+	var notReady, rolling []string
+	for _, w := range f.workloads {
+		if !w.exists || w.available < w.desired {
+			notReady = append(notReady, w.role)
+		}
+		if w.exists && !w.rolledOut {
+			rolling = append(rolling, w.role)
+		}
+	}
+	notReady = append(notReady, f.depsNotReady...)
+	mig := f.migration
+
+	degraded := metav1.Condition{
+		Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonAsExpected,
+		Message: "no failure", ObservedGeneration: f.generation,
+	}
+	if mig.failed != nil {
+		degraded.Status, degraded.Reason = metav1.ConditionTrue, chatv1alpha1.ReasonMigrationFailed
+		degraded.Message = fmt.Sprintf("migration Job to %s failed (%s: %s); the workloads stay on %s", mig.target, mig.failed.Reason, firstLine(mig.failed.Message), displayImage(mig.running))
+	}
+
+	progressing := metav1.Condition{
+		Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonStable,
+		Message: "every workload runs the current spec", ObservedGeneration: f.generation,
 	}
 	switch {
 	case mig.pending:
-		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
-			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonMigrating,
-			Message: "waiting for the migration Job to " + mig.target, ObservedGeneration: gen,
-		})
+		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "waiting for the migration Job to "+mig.target
 	case len(rolling) > 0:
-		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
-			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonRollingOut,
-			Message: fmt.Sprintf("rolling out: %v", rolling), ObservedGeneration: gen,
-		})
-	default:
-		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
-			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonStable,
-			Message: "every workload runs the current spec", ObservedGeneration: gen,
-		})
+		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut, fmt.Sprintf("rolling out: %v", rolling)
 	}
+
 	ready := metav1.Condition{
 		Type: chatv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: chatv1alpha1.ReasonAllReady,
-		Message: "every workload has its desired pods ready", ObservedGeneration: gen,
+		Message: "every workload has its desired pods available", ObservedGeneration: f.generation,
 	}
 	switch {
-	case cc.Status.Image == "":
+	case f.image == "":
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "no migration has succeeded yet"
 	case len(notReady) > 0:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonWorkloadsNotReady, fmt.Sprintf("not ready: %v", notReady)
 	}
-	meta.SetStatusCondition(&cc.Status.Conditions, ready)
-	readyGauge.WithLabelValues(cc.Namespace, cc.Name).Set(boolFloat(ready.Status == metav1.ConditionTrue))
-	return nil
+	return []metav1.Condition{degraded, progressing, ready}
 }
 
-// workloadStatus reports a workload's counts, whether all its desired pods are ready, and
-// whether its rollout is done.
-func (r *ChatClusterReconciler) workloadStatus(ctx context.Context, cc *chatv1alpha1.ChatCluster, role string) (chatv1alpha1.WorkloadStatus, bool, bool, error) {
+// workloadStatus reports a workload's counts and the facts its conditions need.
+func (r *ChatClusterReconciler) workloadStatus(ctx context.Context, cc *chatv1alpha1.ChatCluster, role string) (chatv1alpha1.WorkloadStatus, workloadFacts, error) {
 	st := chatv1alpha1.WorkloadStatus{Selector: labels.SelectorFromSet(render.WorkloadLabels(cc, role)).String()}
+	w := workloadFacts{role: role}
 	var d appsv1.Deployment
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: render.WorkloadName(cc, role)}, &d)
 	if apierrors.IsNotFound(err) {
 		st.Ready = "0/0"
-		return st, false, true, nil
+		return st, w, nil
 	}
 	if err != nil {
-		return st, false, false, fmt.Errorf("get deployment %s: %w", role, err)
+		return st, w, fmt.Errorf("get deployment %s: %w", role, err)
 	}
-	desired := int32(1)
-	if d.Spec.Replicas != nil {
-		desired = *d.Spec.Replicas
-	}
+	w.exists = true
+	w.desired = ptr.Deref(d.Spec.Replicas, 1)
+	w.available = d.Status.AvailableReplicas
 	st.Replicas = d.Status.Replicas
 	st.ReadyReplicas = d.Status.ReadyReplicas
 	st.UpdatedReplicas = d.Status.UpdatedReplicas
-	st.Ready = fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, desired)
-	current := d.Status.ObservedGeneration >= d.Generation
-	// A workload held on the previous image during a staged upgrade is still rolling.
-	done := current && d.Status.UpdatedReplicas >= desired && d.Status.Replicas == d.Status.UpdatedReplicas &&
-		containerImage(&d) == cc.Status.Image
-	ready := current && d.Status.ReadyReplicas >= desired
-	return st, ready, done, nil
+	st.Ready = fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, w.desired)
+	w.rolledOut = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= w.desired &&
+		d.Status.Replicas == d.Status.UpdatedReplicas && containerImage(&d) == cc.Status.Image
+	return st, w, nil
 }
 
 // writeStatus updates the status only when it changed: a reconcile that changes nothing

@@ -39,9 +39,12 @@ func managedCluster(ns, name string) *chatv1alpha1.ChatCluster {
 	return &chatv1alpha1.ChatCluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: chatv1alpha1.ChatClusterSpec{
-			Gateway: chatv1alpha1.WorkloadSpec{Autoscaling: &chatv1alpha1.AutoscalingSpec{
-				MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: ptr.To[int32](70),
-			}},
+			Gateway: chatv1alpha1.WorkloadSpec{
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
+				Autoscaling: &chatv1alpha1.AutoscalingSpec{
+					MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: ptr.To[int32](70),
+				},
+			},
 			Postgres: chatv1alpha1.PostgresSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 			Redis:    chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 			Kafka:    chatv1alpha1.KafkaSpec{Managed: &chatv1alpha1.ManagedDependency{}},
@@ -440,6 +443,7 @@ func TestRemovedAutoscalingDeletesHPA(t *testing.T) {
 	ns := namespace(t, c)
 	cc := externalCluster(ns, "hpa")
 	cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](60)}
+	cc.Spec.Core.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}
 	cc = installed(t, c, cc)
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 	key := client.ObjectKey{Namespace: ns, Name: "hpa-core"}
@@ -479,6 +483,7 @@ func TestAddedAutoscalingKeepsTheRunningReplicas(t *testing.T) {
 	})
 	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
 		cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 4, MaxReplicas: 10, TargetCPUUtilization: ptr.To[int32](60)}
+		cc.Spec.Core.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}
 	})
 	key := client.ObjectKey{Namespace: ns, Name: "handoff-core"}
 	eventually(t, "core HPA", func(ctx context.Context) (bool, error) {
@@ -554,6 +559,25 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"bad kafka bootstrap", func(cc *chatv1alpha1.ChatCluster) {
 			cc.Spec.Kafka.External.BootstrapServers = []string{"kafka"}
 		}, "spec.kafka.external.bootstrapServers[0]"},
+		{"invalid files storage class name", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{StorageClassName: ptr.To("Fast_SSD")}}
+		}, "storageClassName must be a DNS subdomain"},
+		{"invalid managed storage class name", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Redis = chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{Storage: chatv1alpha1.StorageSpec{StorageClassName: ptr.To("-ssd")}}}
+		}, "storageClassName must be a DNS subdomain"},
+		{"negative files size", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{Size: resource.MustParse("-1Gi")}}
+		}, "spec.files.volume.size: Invalid value: \"-1Gi\": size must not be negative"},
+		{"negative managed size", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Kafka = chatv1alpha1.KafkaSpec{Managed: &chatv1alpha1.ManagedDependency{Storage: chatv1alpha1.StorageSpec{Size: resource.MustParse("-10M")}}}
+		}, "size must not be negative"},
+		{"cpu autoscaling without cpu requests", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)}
+			cc.Spec.Gateway.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}
+		}, "autoscaling.targetCPUUtilization needs resources.requests.cpu"},
+		{"cpu autoscaling of notification without resources", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Notification.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)}
+		}, "spec.notification: Invalid value: autoscaling.targetCPUUtilization needs resources.requests.cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -583,6 +607,57 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			t.Fatalf("update error %v, want the immutability message", err)
 		}
 	})
+
+	t.Run("cpu autoscaling with cpu requests or limits is accepted", func(t *testing.T) {
+		cc := externalCluster(ns, "cpu-ok")
+		cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)}
+		cc.Spec.Gateway.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}
+		cc.Spec.Core.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)}
+		cc.Spec.Core.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+		if err := c.Create(ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The files claim: it may grow, never shrink, and its class and access mode are the
+	// claim's, which the API server would refuse to change.
+	transitions := []struct {
+		name   string
+		create func(*chatv1alpha1.FilesVolume)
+		update func(*chatv1alpha1.FilesVolume)
+		want   string // "" = accepted
+	}{
+		{"files volume grows", nil, func(v *chatv1alpha1.FilesVolume) { v.Size = resource.MustParse("20Gi") }, ""},
+		{"files volume default grows", func(v *chatv1alpha1.FilesVolume) { v.Size = resource.Quantity{} }, func(v *chatv1alpha1.FilesVolume) { v.Size = resource.MustParse("11Gi") }, ""},
+		{"files volume default cannot shrink", func(v *chatv1alpha1.FilesVolume) { v.Size = resource.Quantity{} }, func(v *chatv1alpha1.FilesVolume) { v.Size = resource.MustParse("9Gi") }, "size cannot shrink"},
+		{"files volume cannot shrink", nil, func(v *chatv1alpha1.FilesVolume) { v.Size = resource.MustParse("5Gi") }, "size cannot shrink"},
+		{"files storage class cannot be set after creation", nil, func(v *chatv1alpha1.FilesVolume) { v.StorageClassName = ptr.To("fast") },
+			"files.volume.storageClassName cannot be set or removed after creation"},
+		{"files storage class cannot be removed after creation", func(v *chatv1alpha1.FilesVolume) { v.StorageClassName = ptr.To("fast") },
+			func(v *chatv1alpha1.FilesVolume) { v.StorageClassName = nil }, "files.volume.storageClassName cannot be set or removed after creation"},
+		{"files access mode is immutable", nil, func(v *chatv1alpha1.FilesVolume) { v.AccessMode = corev1.ReadWriteOnce },
+			"files.volume.accessMode is immutable"},
+	}
+	for i, tt := range transitions {
+		t.Run(tt.name, func(t *testing.T) {
+			cc := externalCluster(ns, fmt.Sprintf("files-%d", i))
+			cc.Spec.Core.Replicas = ptr.To[int32](1)
+			cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{Size: resource.MustParse("10Gi")}}
+			if tt.create != nil {
+				tt.create(cc.Spec.Files.Volume)
+			}
+			if err := c.Create(ctx, cc); err != nil {
+				t.Fatal(err)
+			}
+			err := tryUpdateCluster(c, cc, func(cc *chatv1alpha1.ChatCluster) { tt.update(cc.Spec.Files.Volume) })
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("update error %v, want Invalid mentioning %q", err, tt.want)
+			}
+		})
+	}
 
 	t.Run("storage class is immutable", func(t *testing.T) {
 		cc := externalCluster(ns, "immutable")
@@ -792,36 +867,179 @@ func TestPausedChangesNothing(t *testing.T) {
 	waitCondition(t, c, ns, "paused", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
 }
 
-// TestRejectedChildDegradesWithoutBlockingOthers shrinks the files claim, which the API
-// server refuses: the ChatCluster reports it, and the rest of the spec still applies.
+// TestRejectedChildDegradesWithoutBlockingOthers changes the storage class of a files
+// claim the ChatCluster no longer lists (files.volume removed, then added back with
+// another class: no transition rule can see that), which the API server refuses with a
+// Go struct diff of the claim's spec. The ChatCluster reports it readably, and the rest
+// of the spec still applies.
 func TestRejectedChildDegradesWithoutBlockingOthers(t *testing.T) {
 	c := need(t)
+	ctx := context.Background()
 	ns := namespace(t, c)
-	cc := externalCluster(ns, "shrink")
-	cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{Size: resource.MustParse("10Gi")}}
+	cc := externalCluster(ns, "refused")
+	cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{StorageClassName: ptr.To("fast")}}
 	cc = installed(t, c, cc)
+	eventually(t, "files claim", func(ctx context.Context) (bool, error) {
+		var claim corev1.PersistentVolumeClaim
+		return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "refused-files"}, &claim) == nil, nil
+	})
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) { cc.Spec.Files.Volume = nil })
 	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
-		cc.Spec.Files.Volume.Size = resource.MustParse("5Gi")
+		cc.Spec.Files.Volume = &chatv1alpha1.FilesVolume{AccessMode: corev1.ReadWriteMany, StorageSpec: chatv1alpha1.StorageSpec{StorageClassName: ptr.To("slow")}}
 		cc.Spec.Limits.MaxRoomMembers = 77
 	})
-	got := waitCondition(t, c, ns, "shrink", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonReconcileError)
-	if msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded).Message; !strings.Contains(msg, "shrink-files") {
-		t.Errorf("Degraded message %q does not name the rejected claim", msg)
+	got := waitCondition(t, c, ns, "refused", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonReconcileError)
+	msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded).Message
+	t.Logf("Degraded: %s", msg)
+	if !strings.Contains(msg, "refused-files") || !strings.Contains(msg, "immutable") {
+		t.Errorf("Degraded message %q does not name the refused claim and why", msg)
+	}
+	for _, dump := range []string{"\n", "PersistentVolumeClaimSpec", "{", "&"} {
+		if strings.Contains(msg, dump) {
+			t.Errorf("Degraded message holds %q, a Go struct dump: %q", dump, msg)
+		}
 	}
 	eventually(t, "settings applied despite the rejected claim", func(ctx context.Context) (bool, error) {
 		var settings corev1.ConfigMap
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shrink-settings"}, &settings); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "refused-settings"}, &settings); err != nil {
 			return false, err
 		}
 		return settings.Data["PARLEY_MAX_ROOM_MEMBERS"] == "77", fmt.Errorf("max room members %q", settings.Data["PARLEY_MAX_ROOM_MEMBERS"])
 	})
-	wantEvent(t, c, ns, "shrink", "ReconcileError")
+	wantEvent(t, c, ns, "refused", "ReconcileError")
+	var events eventsv1.EventList
+	if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Reason == "ReconcileError" && strings.Contains(e.Note, "PersistentVolumeClaimSpec") {
+			t.Errorf("event note holds a Go struct dump: %q", e.Note)
+		}
+	}
 
-	// Growing it back clears the failure.
-	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
-		cc.Spec.Files.Volume.Size = resource.MustParse("10Gi")
+	// Dropping files.volume again clears the failure (the claim is kept).
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) { cc.Spec.Files.Volume = nil })
+	waitCondition(t, c, ns, "refused", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+}
+
+// TestDeletedSigningKeyRotatesAndRollsPods deletes the signing key, the documented way
+// to rotate it: a new key is generated, the old one is kept as the previous key for one
+// token lifetime, the pods that read it roll, and once that lifetime is over the
+// previous key is dropped and they roll again.
+func TestDeletedSigningKeyRotatesAndRollsPods(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "rotate")
+	cc.Spec.Auth.TokenTTL = "4s"
+	cc = installed(t, c, cc)
+	const checksum = "chat.parley.dev/secret-checksum"
+	key := client.ObjectKey{Namespace: ns, Name: "rotate-signing-key"}
+	var old corev1.Secret
+	if err := c.Get(ctx, key, &old); err != nil {
+		t.Fatal(err)
+	}
+	sums := func() map[string]string {
+		out := map[string]string{}
+		for _, role := range render.Workloads {
+			d := waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+			out[role] = d.Spec.Template.Annotations[checksum]
+		}
+		return out
+	}
+	before := sums()
+	for _, role := range []string{render.RoleGateway, render.RoleCore} {
+		if before[role] == "" {
+			t.Fatalf("%s: no %s annotation on the pod template", role, checksum)
+		}
+	}
+	// waitRolled waits until the gateway's and core's checksums differ from was, and
+	// checks that notification, which does not read the key, keeps its pods.
+	waitRolled := func(was map[string]string) map[string]string {
+		t.Helper()
+		for _, role := range []string{render.RoleGateway, render.RoleCore} {
+			waitDeployment(t, c, cc, role, func(d *appsv1.Deployment) error {
+				if d.Spec.Template.Annotations[checksum] == was[role] {
+					return fmt.Errorf("secret checksum unchanged: the pods keep the old key")
+				}
+				return nil
+			})
+		}
+		now := sums()
+		if now[render.RoleNotification] != was[render.RoleNotification] {
+			t.Errorf("notification rolled although it does not read the signing key")
+		}
+		return now
+	}
+
+	rotatedAt := time.Now()
+	if err := c.Delete(ctx, &old); err != nil {
+		t.Fatal(err)
+	}
+	var rotated corev1.Secret
+	eventually(t, "signing key regenerated", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, &rotated); err != nil {
+			return false, err
+		}
+		return rotated.UID != old.UID, fmt.Errorf("still the deleted Secret")
 	})
-	waitCondition(t, c, ns, "shrink", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+	if string(rotated.Data["signingKey"]) == string(old.Data["signingKey"]) || len(rotated.Data["signingKey"]) < 32 {
+		t.Fatal("the regenerated Secret holds no new key")
+	}
+	if string(rotated.Data["previousSigningKey"]) != string(old.Data["signingKey"]) {
+		t.Fatal("the deleted key is not kept as previousSigningKey: every session would have to sign in again")
+	}
+	expires, err := time.Parse(time.RFC3339, rotated.Annotations["chat.parley.dev/previous-signing-key-expires-at"])
+	if err != nil {
+		t.Fatalf("previous key expiry: %v", err)
+	}
+	if lo, hi := rotatedAt.Add(4*time.Second-time.Second), time.Now().Add(4*time.Second+time.Second); expires.Before(lo) || expires.After(hi) {
+		t.Errorf("previous key expires at %s, want one token lifetime (4s) after the rotation at %s", expires, rotatedAt)
+	}
+	rolled := waitRolled(before)
+	d := waitDeployment(t, c, cc, render.RoleGateway, func(*appsv1.Deployment) error { return nil })
+	found := false
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "PARLEY_JWT_PREVIOUS_SIGNING_KEY" {
+			ref := e.ValueFrom.SecretKeyRef
+			found = ref.Name == "rotate-signing-key" && ref.Key == "previousSigningKey" && ptr.Deref(ref.Optional, false)
+		}
+	}
+	if !found {
+		t.Error("the gateway gets no optional PARLEY_JWT_PREVIOUS_SIGNING_KEY from the Secret")
+	}
+
+	// One token lifetime later the previous key is dropped and the pods roll again.
+	eventually(t, "previous key dropped", func(ctx context.Context) (bool, error) {
+		var s corev1.Secret
+		if err := c.Get(ctx, key, &s); err != nil {
+			return false, err
+		}
+		_, has := s.Data["previousSigningKey"]
+		if !has && string(s.Data["signingKey"]) != string(rotated.Data["signingKey"]) {
+			t.Fatal("dropping the previous key changed the current one")
+		}
+		return !has, fmt.Errorf("previousSigningKey still there")
+	})
+	waitRolled(rolled)
+}
+
+// TestReadyStaysTrueDuringRollout: a settings change rolls every workload; while the
+// Deployments roll (maxUnavailable 0, every pod still available) the ChatCluster stays
+// Ready and Progressing carries the rollout.
+func TestReadyStaysTrueDuringRollout(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "serving"))
+	for _, role := range render.Workloads {
+		rollOut(t, c, waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil }))
+	}
+	waitCondition(t, c, ns, "serving", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonAllReady)
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) { cc.Spec.Limits.MaxRoomMembers = 42 })
+	got := waitCondition(t, c, ns, "serving", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut)
+	if ready := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionReady); ready.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready is %s (%s: %s) during a rollout that keeps every pod available", ready.Status, ready.Reason, ready.Message)
+	}
 }
 
 // TestKubectlGetColumns asks the API server for the table `kubectl get chat` prints.
@@ -839,7 +1057,7 @@ func TestKubectlGetColumns(t *testing.T) {
 	}
 	// Status fills in over a few reconciles (conditions, then replica counts): poll the
 	// table until the row settles, within a deadline.
-	const want = "[cols False 1.0.0 0/2]"
+	const want = "[cols False False 1.0.0 0/2]"
 	var row string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -858,13 +1076,13 @@ func TestKubectlGetColumns(t *testing.T) {
 				names = append(names, col.Name)
 			}
 		}
-		if want := []string{"Name", "Ready", "Version", "Gateway", "Age"}; !slices.Equal(names, want) {
+		if want := []string{"Name", "Ready", "Degraded", "Version", "Gateway", "Age"}; !slices.Equal(names, want) {
 			t.Fatalf("columns %v, want %v", names, want)
 		}
 		if len(table.Rows) != 1 {
 			t.Fatalf("%d rows", len(table.Rows))
 		}
-		row = fmt.Sprint(table.Rows[0].Cells[:4])
+		row = fmt.Sprint(table.Rows[0].Cells[:5])
 		if row == want || time.Now().After(deadline) {
 			break
 		}

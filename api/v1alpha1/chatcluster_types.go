@@ -14,6 +14,7 @@ import (
 // +kubebuilder:subresource:scale:specpath=.spec.gateway.replicas,statuspath=.status.gateway.replicas,selectorpath=.status.gateway.selector
 // +kubebuilder:resource:shortName=chat,categories=parley
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,description="True when a human is needed (failed migration, refused child)"
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.status.gateway.ready`,description="ready/desired gateway pods"
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
@@ -134,6 +135,7 @@ type ChatClusterSpec struct {
 // WorkloadSpec is the shape of one Parley workload (a Deployment).
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.autoscaling.targetCPUUtilization) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))",message="autoscaling.targetCPUUtilization needs resources.requests.cpu: the utilisation is a percentage of the requested CPU"
 type WorkloadSpec struct {
 	// Replicas of the workload when autoscaling is not set. The gateway's replicas are
 	// also the ChatCluster's scale subresource (kubectl scale chat/NAME --replicas=N).
@@ -333,12 +335,19 @@ type ManagedDependency struct {
 
 // StorageSpec is a PersistentVolumeClaim's shape.
 type StorageSpec struct {
-	// Size of the volume. It can grow (if the storage class allows expansion) but not shrink.
+	// Size of the volume; 0 means the default, 10Gi. It never shrinks; files.volume can
+	// grow (if the storage class allows expansion), managed storage is immutable.
 	// +optional
 	// +kubebuilder:default="10Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('0')) >= 0",message="size must not be negative"
+	// +kubebuilder:validation:XValidation:rule="(quantity(string(self)).compareTo(quantity('0')) == 0 ? quantity('10Gi') : quantity(string(self))).compareTo(quantity(string(oldSelf)).compareTo(quantity('0')) == 0 ? quantity('10Gi') : quantity(string(oldSelf))) >= 0",message="size cannot shrink: a PersistentVolumeClaim only grows"
 	Size resource.Quantity `json:"size,omitempty"`
-	// StorageClassName of the volume; the cluster's default class when empty. Immutable.
+	// StorageClassName of the volume; the cluster's default class when unset ("" asks for
+	// no class: a pre-provisioned volume). Immutable, and it cannot be set or removed
+	// after creation.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="storageClassName must be a DNS subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageClassName is immutable"
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
@@ -362,7 +371,11 @@ type FilesSpec struct {
 	S3 *FilesS3 `json:"s3,omitempty"`
 }
 
-// FilesVolume is the PersistentVolumeClaim of the files.
+// FilesVolume is the PersistentVolumeClaim of the files. Its storage class and access
+// mode are those of the claim, which cannot change once it exists.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName)",message="files.volume.storageClassName cannot be set or removed after creation: the claim's storage class is immutable"
+// +kubebuilder:validation:XValidation:rule="self.accessMode == oldSelf.accessMode",message="files.volume.accessMode is immutable: the claim's access mode cannot change"
 type FilesVolume struct {
 	StorageSpec `json:",inline"`
 	// AccessMode of the claim.
@@ -541,8 +554,10 @@ type WorkloadStatus struct {
 
 // Condition types.
 const (
-	// ConditionReady is True when a migration has succeeded and every workload (and
-	// managed dependency) has all its desired pods ready, whichever version they run.
+	// ConditionReady is True while the ChatCluster serves: a migration has succeeded, every
+	// managed dependency has its pod ready and every workload has at least its desired
+	// count of available pods, whichever version they run. It stays True through a
+	// rollout, which never goes below the desired count; Progressing carries the rollout.
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while a migration or a rollout is under way, including
 	// a staged upgrade whose later workloads still run the previous image.

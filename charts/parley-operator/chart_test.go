@@ -242,15 +242,19 @@ func TestChartInstallsAgainstAPIServer(t *testing.T) {
 			}
 		}},
 		{"single replica in one namespace", map[string]any{
-			"replicaCount":    1,
-			"leaderElection":  map[string]any{"enabled": false},
-			"watchNamespaces": []any{"team-a", "team-b"},
-			"image":           map[string]any{"repository": "mirror.local/parley", "tag": "v9.9.9"},
-			"defaultImage":    "mirror.local/parley:v9.9.8",
-			"metrics":         map[string]any{"service": map[string]any{"enabled": false}},
-			"rbac":            map[string]any{"aggregateToDefaultRoles": false},
+			"replicaCount":            1,
+			"leaderElection":          map[string]any{"enabled": false},
+			"watchNamespaces":         []any{"team-a", "team-b"},
+			"image":                   map[string]any{"repository": "mirror.local/parley", "tag": "v9.9.9"},
+			"defaultImage":            "mirror.local/parley:v9.9.8",
+			"metrics":                 map[string]any{"service": map[string]any{"enabled": false}},
+			"rbac":                    map[string]any{"aggregateToDefaultRoles": false},
+			"maxConcurrentReconciles": 32,
 		}, func(t *testing.T, objs []*unstructured.Unstructured) {
 			ctr := managerContainer(t, find(objs, "Deployment", "parley-operator"))
+			if v, _ := envValue(ctr, "PARLEY_MAX_CONCURRENT_RECONCILES"); v != "32" {
+				t.Errorf("PARLEY_MAX_CONCURRENT_RECONCILES %q", v)
+			}
 			if ctr["image"] != "mirror.local/parley:v9.9.9" {
 				t.Errorf("image %v", ctr["image"])
 			}

@@ -24,7 +24,8 @@ type Plan struct {
 
 // Desired plans the children of cc with the workloads on image. An empty image means no
 // migration has succeeded yet: the Deployments and their autoscalers are left out.
-func Desired(cc *chatv1alpha1.ChatCluster, image string) Plan {
+// secrets maps the generated Secrets' names to their SecretDigest (see Deployment).
+func Desired(cc *chatv1alpha1.ChatCluster, image string, secrets map[string]string) Plan {
 	var p Plan
 	settings := Settings(cc)
 	checksum := Checksum(settings)
@@ -44,7 +45,7 @@ func Desired(cc *chatv1alpha1.ChatCluster, image string) Plan {
 	}
 	if image != "" {
 		for _, role := range Workloads {
-			p.Apply = append(p.Apply, Deployment(cc, role, image, checksum))
+			p.Apply = append(p.Apply, Deployment(cc, role, image, checksum, secrets))
 			p.add(HorizontalPodAutoscaler(cc, role), &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta(cc, WorkloadName(cc, role))})
 		}
 	}

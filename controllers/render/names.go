@@ -50,6 +50,13 @@ const (
 	AnnotationConfigChecksum = "chat.parley.dev/config-checksum"
 	// AnnotationImage on a migration Job records the image it migrates to.
 	AnnotationImage = "chat.parley.dev/image"
+	// AnnotationSecretChecksum on a pod template digests the content of the Secrets the
+	// operator generated that the pod references, so a regenerated signing key rolls the
+	// pods that read it.
+	AnnotationSecretChecksum = "chat.parley.dev/secret-checksum"
+	// AnnotationPreviousKeyExpiresAt on the signing-key Secret is when the operator drops
+	// its previous key (RFC 3339): one token lifetime after the rotation.
+	AnnotationPreviousKeyExpiresAt = "chat.parley.dev/previous-signing-key-expires-at"
 )
 
 // Ports.
@@ -85,9 +92,12 @@ func MigrationJobName(cc *chatv1alpha1.ChatCluster, image string) string {
 
 // Keys of generated Secrets.
 const (
-	SigningKeyKey       = "signingKey"
-	PostgresPasswordKey = "password"
-	PostgresURLKey      = "url"
+	SigningKeyKey = "signingKey"
+	// PreviousSigningKeyKey holds the key before the last rotation, still accepted for
+	// verification until AnnotationPreviousKeyExpiresAt.
+	PreviousSigningKeyKey = "previousSigningKey"
+	PostgresPasswordKey   = "password"
+	PostgresURLKey        = "url"
 )
 
 // WorkloadLabels select one Parley workload's pods.

@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -37,10 +39,18 @@ func loadCluster(t *testing.T, name string) *chatv1alpha1.ChatCluster {
 // the generated Secrets with fixed values, and the migration Job.
 func rendered(cc *chatv1alpha1.ChatCluster) []client.Object {
 	image := render.TargetImage(cc, defaultImage)
-	objs := render.Desired(cc, image).Apply
-	objs = append(objs, render.SigningKeySecret(cc, []byte("golden-signing-key")), render.MigrationJob(cc, image))
+	secrets := []*corev1.Secret{render.SigningKeySecret(cc, []byte("golden-signing-key"))}
 	if cc.Spec.Postgres.Managed != nil {
-		objs = append(objs, render.PostgresCredentials(cc, "golden-password"))
+		secrets = append(secrets, render.PostgresCredentials(cc, "golden-password"))
+	}
+	digests := map[string]string{}
+	for _, s := range secrets {
+		digests[s.Name] = render.SecretDigest(s)
+	}
+	objs := render.Desired(cc, image, digests).Apply
+	objs = append(objs, render.MigrationJob(cc, image))
+	for _, s := range secrets {
+		objs = append(objs, s)
 	}
 	return objs
 }
@@ -158,7 +168,7 @@ func TestSettingsChangeChangesChecksum(t *testing.T) {
 
 func TestUserEnvOverridesOperatorEnv(t *testing.T) {
 	cc := loadCluster(t, "production")
-	d := render.Deployment(cc, render.RoleCore, "parley:1", "sum")
+	d := render.Deployment(cc, render.RoleCore, "parley:1", "sum", nil)
 	env := d.Spec.Template.Spec.Containers[0].Env
 	seen := map[string]int{}
 	for _, e := range env {
@@ -181,7 +191,7 @@ func TestSigningKeyOnlyWhereTokensAreHandled(t *testing.T) {
 	cc := loadCluster(t, "minimal")
 	for _, role := range render.Workloads {
 		has := false
-		for _, e := range render.Deployment(cc, role, "parley:1", "sum").Spec.Template.Spec.Containers[0].Env {
+		for _, e := range render.Deployment(cc, role, "parley:1", "sum", nil).Spec.Template.Spec.Containers[0].Env {
 			if e.Name == "PARLEY_JWT_SIGNING_KEY" {
 				has = true
 				if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
@@ -197,14 +207,14 @@ func TestSigningKeyOnlyWhereTokensAreHandled(t *testing.T) {
 
 func TestPlanDropsWorkloadsUntilMigrated(t *testing.T) {
 	cc := loadCluster(t, "autoscaling")
-	for _, obj := range render.Desired(cc, "").Apply {
+	for _, obj := range render.Desired(cc, "", nil).Apply {
 		switch obj.GetObjectKind().GroupVersionKind().Kind {
 		case "Deployment", "HorizontalPodAutoscaler":
 			t.Errorf("%s %s planned before any migration succeeded", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
 		}
 	}
 	absent := map[string]bool{}
-	for _, obj := range render.Desired(cc, "parley:1").Absent {
+	for _, obj := range render.Desired(cc, "parley:1", nil).Absent {
 		absent[obj.GetName()] = true
 	}
 	if !absent["scaled-notification"] || absent["scaled-gateway"] {
@@ -222,5 +232,37 @@ func TestLabelValueIsAlwaysAValidLabel(t *testing.T) {
 	}
 	if got := render.LabelValue("1.2.3"); got != "1.2.3" {
 		t.Errorf("LabelValue(1.2.3) = %q", got)
+	}
+}
+
+// TestSecretChecksumRollsTheReaders: a new signing key changes the pod templates of the
+// workloads that read it (so they roll) and leaves the others alone.
+func TestSecretChecksumRollsTheReaders(t *testing.T) {
+	cc := loadCluster(t, "minimal")
+	digests := func(key string) map[string]string {
+		return map[string]string{
+			render.SigningKeyName(cc):          render.SecretDigest(render.SigningKeySecret(cc, []byte(key))),
+			render.PostgresCredentialsName(cc): render.SecretDigest(render.PostgresCredentials(cc, "pw")),
+		}
+	}
+	sum := func(role string, d map[string]string) string {
+		return render.Deployment(cc, role, "parley:1", "sum", d).Spec.Template.Annotations[render.AnnotationSecretChecksum]
+	}
+	before, after := digests("key-one"), digests("key-two")
+	for _, role := range render.Workloads {
+		if sum(role, before) == "" {
+			t.Errorf("%s: no secret checksum although it reads the managed database's credentials", role)
+		}
+		if again := sum(role, digests("key-one")); again != sum(role, before) {
+			t.Errorf("%s: secret checksum not deterministic", role)
+		}
+		changed := sum(role, before) != sum(role, after)
+		if want := role != render.RoleNotification; changed != want {
+			t.Errorf("%s: checksum changed with the signing key = %v, want %v", role, changed, want)
+		}
+	}
+	rotated := render.RotatedSigningKeySecret(cc, []byte("key-two"), []byte("key-one"), time.Unix(0, 0))
+	if render.SecretDigest(rotated) == render.SecretDigest(render.SigningKeySecret(cc, []byte("key-two"))) {
+		t.Error("the previous key does not change the digest: dropping it would not roll the pods")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -103,6 +104,68 @@ func SigningKeySecret(cc *chatv1alpha1.ChatCluster, key []byte) *corev1.Secret {
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{SigningKeyKey: key},
 	}
+}
+
+// RotatedSigningKeySecret is the signing-key Secret made after the previous one was
+// deleted: key signs, previous (the deleted Secret's key) still verifies until expires.
+func RotatedSigningKeySecret(cc *chatv1alpha1.ChatCluster, key, previous []byte, expires time.Time) *corev1.Secret {
+	s := SigningKeySecret(cc, key)
+	s.Data[PreviousSigningKeyKey] = previous
+	s.Annotations = map[string]string{AnnotationPreviousKeyExpiresAt: expires.UTC().Format(time.RFC3339)}
+	return s
+}
+
+// SecretDigest digests a Secret's content; the digests of the Secrets a pod references
+// make its AnnotationSecretChecksum.
+func SecretDigest(s *corev1.Secret) string {
+	keys := make([]string, 0, len(s.Data))
+	for k := range s.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%x\n", k, s.Data[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// secretChecksum folds the digests of the Secrets the pod's containers reference (by
+// environment variable or volume) among those in digests, by Secret name; "" when none.
+func secretChecksum(pod corev1.PodSpec, digests map[string]string) string {
+	names := map[string]bool{}
+	for _, c := range pod.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				names[e.ValueFrom.SecretKeyRef.Name] = true
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				names[e.SecretRef.Name] = true
+			}
+		}
+	}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			names[v.Secret.SecretName] = true
+		}
+	}
+	var used []string
+	for name := range names {
+		if _, ok := digests[name]; ok {
+			used = append(used, name)
+		}
+	}
+	if len(used) == 0 {
+		return ""
+	}
+	sort.Strings(used)
+	h := sha256.New()
+	for _, name := range used {
+		fmt.Fprintf(h, "%s=%s\n", name, digests[name])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // PostgresCredentials holds the managed PostgreSQL's password and the URL Parley uses.

@@ -38,8 +38,10 @@ func WorkloadSpec(cc *chatv1alpha1.ChatCluster, role string) chatv1alpha1.Worklo
 	}
 }
 
-// Deployment runs one Parley role from image.
-func Deployment(cc *chatv1alpha1.ChatCluster, role, image, checksum string) *appsv1.Deployment {
+// Deployment runs one Parley role from image. checksum digests the settings; secrets
+// maps the names of the Secrets the operator generated to their SecretDigest, and the
+// ones the pod references are digested onto its template, so their content rolls it.
+func Deployment(cc *chatv1alpha1.ChatCluster, role, image, checksum string, secrets map[string]string) *appsv1.Deployment {
 	w := WorkloadSpec(cc, role)
 	selector := WorkloadLabels(cc, role)
 	grace := int64(defaultGraceSeconds)
@@ -50,6 +52,9 @@ func Deployment(cc *chatv1alpha1.ChatCluster, role, image, checksum string) *app
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To(grace)
 	pod.Spec.TopologySpreadConstraints = spreadConstraints(cc, selector)
 	pod.Annotations[AnnotationConfigChecksum] = checksum
+	if sum := secretChecksum(pod.Spec, secrets); sum != "" {
+		pod.Annotations[AnnotationSecretChecksum] = sum
+	}
 	pod.Labels[LabelVersion] = LabelValue(VersionOf(image))
 
 	d := &appsv1.Deployment{
@@ -197,7 +202,10 @@ func parleyEnv(cc *chatv1alpha1.ChatCluster, role string, w chatv1alpha1.Workloa
 			secretEnv("PARLEY_FILES_S3_SECRET_KEY", s3.CredentialsSecret, "secretKey"))
 	}
 	if role == RoleGateway || role == RoleCore {
-		env = append(env, secretEnv("PARLEY_JWT_SIGNING_KEY", SigningKeyName(cc), SigningKeyKey))
+		// The previous key exists only for one token lifetime after a rotation.
+		previous := secretEnv("PARLEY_JWT_PREVIOUS_SIGNING_KEY", SigningKeyName(cc), PreviousSigningKeyKey)
+		previous.ValueFrom.SecretKeyRef.Optional = ptr.To(true)
+		env = append(env, secretEnv("PARLEY_JWT_SIGNING_KEY", SigningKeyName(cc), SigningKeyKey), previous)
 	}
 	if wp := s.Notification.WebPush; wp != nil {
 		if role == RoleNotification || role == RoleCore {

@@ -36,8 +36,15 @@ type Options struct {
 	WatchNamespace string
 	DefaultImage   string
 	LogLevel       string
-	RestConfig     *rest.Config // nil: in-cluster or $KUBECONFIG
+	// MaxConcurrentReconciles is how many ChatClusters are reconciled at once.
+	MaxConcurrentReconciles int
+	RestConfig              *rest.Config // nil: in-cluster or $KUBECONFIG
 }
+
+// DefaultMaxConcurrentReconciles suits hundreds of ChatClusters: a reconcile mostly waits
+// on the API server, so workers overlap well, and each ChatCluster is only ever handled
+// by one worker at a time.
+const DefaultMaxConcurrentReconciles = 16
 
 // Role returns the operator role.
 func Role() cli.Role {
@@ -46,18 +53,24 @@ func Role() cli.Role {
 		Summary: "Kubernetes controller manager for ChatCluster resources",
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
 			var o Options
-			fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
-			fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
-			fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader among the operator's replicas (set it when running more than one)")
-			fs.StringVar(&o.LeaderElectNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
-			fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile ChatClusters in these comma-separated namespaces (default: every namespace)")
-			fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
-			fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+			o.RegisterFlags(fs)
 			return func(ctx context.Context, env cli.Env, _ []string) error {
 				return Run(ctx, env, o)
 			}
 		},
 	}
+}
+
+// RegisterFlags binds the role's flags to o, with their defaults.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader among the operator's replicas (set it when running more than one)")
+	fs.StringVar(&o.LeaderElectNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile ChatClusters in these comma-separated namespaces (default: every namespace)")
+	fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", DefaultMaxConcurrentReconciles, "ChatClusters reconciled at once, 1 to 1000 (each one by a single worker at a time)")
 }
 
 // ErrInvalidOption is a flag value the operator cannot run with.
@@ -69,6 +82,9 @@ func (o Options) validate() error {
 	}
 	if _, err := parseLevel(o.LogLevel); err != nil {
 		return err
+	}
+	if o.MaxConcurrentReconciles < 0 || o.MaxConcurrentReconciles > 1000 {
+		return fmt.Errorf("%w: --max-concurrent-reconciles %d: want 1 to 1000", ErrInvalidOption, o.MaxConcurrentReconciles)
 	}
 	return nil
 }
@@ -97,6 +113,9 @@ func NewScheme() (*runtime.Scheme, error) {
 func Run(ctx context.Context, env cli.Env, o Options) error {
 	if err := o.validate(); err != nil {
 		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	if o.MaxConcurrentReconciles == 0 {
+		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	level, _ := parseLevel(o.LogLevel)
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
@@ -138,12 +157,14 @@ func Run(ctx context.Context, env cli.Env, o Options) error {
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("parley-operator"),
 		DefaultImage: o.DefaultImage,
+
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
 	logger.Info("starting parley operator", "version", version.Version, "defaultImage", o.DefaultImage,
-		"watchNamespace", o.WatchNamespace, "leaderElect", o.LeaderElect)
+		"watchNamespace", o.WatchNamespace, "leaderElect", o.LeaderElect, "maxConcurrentReconciles", o.MaxConcurrentReconciles)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}

@@ -3,6 +3,7 @@ package operator_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -48,10 +49,36 @@ func TestUsageListsFlagsWithEnv(t *testing.T) {
 		"--metrics-bind-address", "PARLEY_METRICS_BIND_ADDRESS",
 		"--health-probe-bind-address", "--leader-elect", "--watch-namespace", "PARLEY_WATCH_NAMESPACE",
 		"--default-image", "PARLEY_DEFAULT_IMAGE",
+		"--max-concurrent-reconciles", "PARLEY_MAX_CONCURRENT_RECONCILES",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestMaxConcurrentReconcilesFlag: the flag fills Options (the envtest below checks that
+// Options reach the controller), with a default sized for hundreds of ChatClusters.
+func TestMaxConcurrentReconcilesFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{nil, operator.DefaultMaxConcurrentReconciles},
+		{[]string{"--max-concurrent-reconciles", "7"}, 7},
+	} {
+		var o operator.Options
+		fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+		o.RegisterFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if o.MaxConcurrentReconciles != tt.want {
+			t.Errorf("%v: MaxConcurrentReconciles %d, want %d", tt.args, o.MaxConcurrentReconciles, tt.want)
+		}
+	}
+	if operator.DefaultMaxConcurrentReconciles < 8 {
+		t.Errorf("default %d workers: too few for hundreds of ChatClusters", operator.DefaultMaxConcurrentReconciles)
 	}
 }
 
@@ -66,6 +93,8 @@ func TestBadOptionsAreUsageErrors(t *testing.T) {
 		{"empty image from env", []string{"operator", "--default-image", " "}, nil, "--default-image"},
 		{"stray argument", []string{"operator", "extra"}, nil, "unexpected arguments"},
 		{"bad bool in env", []string{"operator"}, map[string]string{"PARLEY_LEADER_ELECT": "maybe"}, "PARLEY_LEADER_ELECT"},
+		{"negative workers", []string{"operator", "--max-concurrent-reconciles", "-1"}, nil, "--max-concurrent-reconciles"},
+		{"too many workers from env", []string{"operator"}, map[string]string{"PARLEY_MAX_CONCURRENT_RECONCILES": "5000"}, "--max-concurrent-reconciles"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,7 +175,8 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 			MetricsAddr: metricsAddr, ProbeAddr: probeAddr,
 			LeaderElect: true, LeaderElectNS: "operator-system",
 			WatchNamespace: "watched", DefaultImage: "parley:v7.0.0", LogLevel: "info",
-			RestConfig: operatorConfig,
+			MaxConcurrentReconciles: 3,
+			RestConfig:              operatorConfig,
 		})
 	}()
 	stopped := false
@@ -260,7 +290,9 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 	if err := kube.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
 		_, body, err := httpGet(ctx, "http://"+metricsAddr+"/metrics")
 		want := `parley_operator_reconcile_total{name="chat",namespace="watched",outcome="success"}`
-		return strings.Contains(body, want) && strings.Contains(body, "controller_runtime_reconcile_total"), err
+		// controller-runtime reports the workers the controller was built with.
+		workers := `controller_runtime_max_concurrent_reconciles{controller="chatcluster"} 3`
+		return strings.Contains(body, want) && strings.Contains(body, "controller_runtime_reconcile_total") && strings.Contains(body, workers), err
 	}); err != nil {
 		t.Fatalf("metrics: %v", err)
 	}

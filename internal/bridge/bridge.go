@@ -54,11 +54,16 @@ var (
 	_ gateway.History          = Chat{}
 )
 
-// AcceptMessages persists the batch through SendBatch (one transaction).
+// AcceptMessages persists the batch through SendBatch (one transaction). Rate is not
+// judged here: the gateway did when each message was sent (gateway.Config's
+// MessagesPerSecond), and a batch may be a backlog processed long after.
 func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]pipeline.Outcome, error) {
 	reqs := make([]chat.SendRequest, len(in))
 	for i, m := range in {
-		reqs[i] = chat.SendRequest{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, Body: m.Body, Attachments: m.Attachments}
+		// The gateway judged the sender's rate when the message arrived (Admitted): a
+		// backlog processed late is never refused for rate.
+		reqs[i] = chat.SendRequest{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, Body: m.Body,
+			Attachments: m.Attachments, Admitted: true}
 	}
 	results, err := c.Service.SendBatch(ctx, reqs)
 	if err != nil {
@@ -121,6 +126,16 @@ func (c Chat) MessagesAfter(ctx context.Context, userID, roomID string, after in
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// CheckMember answers the gateway's membership check before a room-scoped frame (typing,
+// mark) goes on: a non-member, or an unknown room, is gateway.ErrForbidden.
+func (c Chat) CheckMember(ctx context.Context, userID, roomID string) error {
+	_, err := c.Service.Room(ctx, userID, roomID)
+	if errors.Is(err, chat.ErrNotMember) || errors.Is(err, chat.ErrRoomNotFound) {
+		return fmt.Errorf("%w: %w", gateway.ErrForbidden, err)
+	}
+	return err
 }
 
 // Recipients are the members who did not block the actor.

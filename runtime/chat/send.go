@@ -11,6 +11,10 @@ import (
 type SendRequest struct {
 	RoomID, SenderID, ClientID, Body string
 	Attachments                      []string // file ids; may be empty
+	// Admitted says the sender's rate was already judged when the message was admitted
+	// (the gateway, at the time the user sent it): it is not charged again here, so a
+	// backlog processed late, in one burst, is never refused for rate.
+	Admitted bool
 }
 
 // SendResult answers one SendRequest.
@@ -125,6 +129,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	// 4. Decide each request.
 	var toAppend []Message
 	var appendIdx []int
+	var charged []string // senders charged a token in this batch, to refund if nothing is stored
 	for i, r := range reqs {
 		if results[i].Err != nil || dupOf[i] >= 0 {
 			continue
@@ -152,17 +157,20 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			if !errors.Is(err, ErrInvalidAttachment) {
 				// Nothing is stored: give back the tokens this batch took, so its retry
 				// is not refused by its own first attempt.
-				for _, m := range toAppend {
-					s.refundToken(m.SenderID)
+				for _, sender := range charged {
+					s.refundToken(sender)
 				}
 				return nil, err
 			}
 			results[i].Err = err
 			continue
 		}
-		if !s.takeToken(r.SenderID, now) {
-			results[i].Err = ErrRateLimited
-			continue
+		if !r.Admitted {
+			if !s.takeToken(r.SenderID, now) {
+				results[i].Err = ErrRateLimited
+				continue
+			}
+			charged = append(charged, r.SenderID)
 		}
 		atts := r.Attachments
 		if atts == nil {
@@ -179,8 +187,8 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	if len(toAppend) > 0 {
 		out, err := s.store.AppendMessages(ctx, toAppend)
 		if err != nil {
-			for _, m := range toAppend {
-				s.refundToken(m.SenderID)
+			for _, sender := range charged {
+				s.refundToken(sender)
 			}
 			return nil, fmt.Errorf("append messages: %w", err)
 		}

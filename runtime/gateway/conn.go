@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 
 	"github.com/parleychat/parley/runtime/presence"
 	"github.com/parleychat/parley/runtime/protocol"
@@ -32,7 +31,7 @@ type conn struct {
 	ws   *websocket.Conn
 	id   string
 	user string
-	lim  *rate.Limiter
+	lim  *userLimiter
 
 	send     chan *outbound
 	replay   chan *outbound // resume frames, handed to the writer one at a time
@@ -336,7 +335,7 @@ func (c *conn) readLoop() {
 			continue
 		}
 		g.metrics.framesIn.WithLabelValues(string(f.Type)).Inc()
-		if f.Type != protocol.FramePing && !c.lim.Allow() {
+		if !c.lim.lim.Allow() { // every frame counts, pings included
 			c.enqueue(protocol.ErrorFrame(protocol.CodeRateLimited, "too many frames; this one was dropped", f.Type, f.ID))
 			continue
 		}
@@ -348,6 +347,10 @@ func (c *conn) handle(f protocol.ClientFrame) {
 	g := c.g
 	switch f.Type {
 	case protocol.FrameSend:
+		if !c.lim.msgs.Allow() {
+			c.enqueue(protocol.ErrorFrame(protocol.CodeRateLimited, "too many messages; this one was dropped, send it again later with the same id", f.Type, f.ID))
+			return
+		}
 		m := protocol.MessageSent{RoomID: f.Room, SenderID: c.user, ClientID: f.ID, Body: f.Body,
 			Attachments: f.Attachments, SentAt: time.Now().UTC()}
 		g.trackSend(c.user, f.ID)
@@ -356,6 +359,9 @@ func (c *conn) handle(f protocol.ClientFrame) {
 			c.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the message could not be queued; retry with the same id", f.Type, f.ID))
 		}
 	case protocol.FrameTyping:
+		if !c.member(f) {
+			return
+		}
 		forward, err := g.presence.Typing(c.ctx, c.user, f.Room)
 		if err != nil {
 			g.log.Warn("typing throttle failed", "err", err)
@@ -367,6 +373,9 @@ func (c *conn) handle(f protocol.ClientFrame) {
 			}
 		}
 	case protocol.FrameMark:
+		if !c.member(f) {
+			return
+		}
 		r := protocol.Receipt{RoomID: f.Room, UserID: c.user, Kind: f.Kind, Seq: f.Seq}
 		if err := g.pub.PublishReceipt(c.ctx, r); err != nil {
 			g.log.Error("publish receipt failed", "err", err)
@@ -382,6 +391,26 @@ func (c *conn) handle(f protocol.ClientFrame) {
 	case protocol.FramePing:
 		c.enqueue(protocol.ServerFrame{Type: protocol.FramePong, ID: f.ID})
 	}
+}
+
+// member reports whether the user may act in the room f names; when not, the client is
+// told (not_member, or internal when membership could not be checked) and the frame goes
+// no further.
+func (c *conn) member(f protocol.ClientFrame) bool {
+	err := c.g.history.CheckMember(c.ctx, c.user, f.Room)
+	if err == nil {
+		return true
+	}
+	code, msg := protocol.CodeInternal, "membership could not be checked; retry"
+	if errors.Is(err, ErrForbidden) {
+		code, msg = protocol.ErrorCode(protocol.ReasonNotMember), "not a member of room "+f.Room
+	} else if c.ctx.Err() == nil {
+		c.g.log.Warn("membership check failed", "user", c.user, "room", f.Room, "err", err)
+	}
+	e := protocol.ErrorFrame(code, msg, f.Type, f.ID)
+	e.Room = f.Room
+	c.enqueue(e)
+	return false
 }
 
 // resumeLoop replays resume requests one after the other until the connection ends.

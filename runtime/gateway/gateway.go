@@ -49,11 +49,15 @@ type Presence interface {
 	Typing(ctx context.Context, userID, roomID string) (bool, error)
 }
 
-// History replays what a reconnecting client missed.
+// History replays what a reconnecting client missed, and answers who may act in a room.
 type History interface {
 	// MessagesAfter returns up to limit message frames of roomID with seq > after, oldest
 	// first, as userID may see them (membership and blocks applied).
 	MessagesAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.ServerFrame, error)
+	// CheckMember returns nil when userID is a member of roomID, an error wrapping
+	// ErrForbidden when they are not (or the room does not exist), any other error when
+	// it cannot tell. Room-scoped frames (typing, mark) are checked before they go on.
+	CheckMember(ctx context.Context, userID, roomID string) error
 }
 
 // Config tunes one gateway process.
@@ -70,6 +74,12 @@ type Config struct {
 	// FramesPerSecond and Burst bound what one user may send across all devices.
 	FramesPerSecond float64
 	Burst           int
+	// MessagesPerSecond and MessageBurst bound the send frames of one user across all
+	// devices. This is where a message's rate is judged, when the user sends it: core
+	// does not judge pipeline messages again, so a backlog it processes late is never
+	// refused for rate. Keep it at core's --messages-per-second.
+	MessagesPerSecond float64
+	MessageBurst      int
 	// PingInterval is how often the server pings; a connection silent for twice as long
 	// is closed.
 	PingInterval time.Duration
@@ -92,6 +102,8 @@ func DefaultConfig() Config {
 		SendQueue:         256,
 		FramesPerSecond:   20,
 		Burst:             40,
+		MessagesPerSecond: 10,
+		MessageBurst:      20,
 		PingInterval:      25 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		ResumeLimit:       500,
@@ -107,6 +119,10 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.SendQueue, d.SendQueue)
 	orDefault(&c.FramesPerSecond, d.FramesPerSecond)
 	orDefault(&c.Burst, d.Burst)
+	orDefault(&c.MessagesPerSecond, d.MessagesPerSecond)
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = max(1, int(2*c.MessagesPerSecond))
+	}
 	orDefault(&c.PingInterval, d.PingInterval)
 	orDefault(&c.WriteTimeout, d.WriteTimeout)
 	orDefault(&c.ResumeLimit, d.ResumeLimit)
@@ -173,7 +189,8 @@ type Gateway struct {
 }
 
 type userLimiter struct {
-	lim   *rate.Limiter
+	lim   *rate.Limiter // every frame
+	msgs  *rate.Limiter // send frames
 	conns int
 }
 
@@ -215,8 +232,7 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return true // not a browser: tokens, not origins, protect non-browser clients
 	}
 	if len(g.cfg.AllowedOrigins) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return sameOrigin(origin, r)
 	}
 	for _, allowed := range g.cfg.AllowedOrigins {
 		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
@@ -224,6 +240,48 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// sameOrigin reports whether origin names the scheme, host and port the request was made
+// to. The scheme is https when the connection is TLS or a TLS-terminating proxy says so
+// (X-Forwarded-Proto: https), http otherwise; missing ports are the scheme's default.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+		return false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != requestScheme(r) {
+		return false
+	}
+	oh, op := hostPort(u.Host, scheme)
+	rh, rp := hostPort(r.Host, scheme)
+	return oh != "" && strings.EqualFold(oh, rh) && op == rp
+}
+
+// requestScheme is the scheme the client used to reach us.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	if strings.EqualFold(strings.TrimSpace(proto), "https") {
+		return "https"
+	}
+	return "http"
+}
+
+// hostPort splits host[:port], filling in the scheme's default port.
+func hostPort(host, scheme string) (string, string) {
+	u := url.URL{Host: host}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return u.Hostname(), port
 }
 
 // tokenFromSubprotocols finds "parley.auth.<token>" among the offered subprotocols.
@@ -401,16 +459,17 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 }
 
-func (g *Gateway) limiter(userID string) *rate.Limiter {
+func (g *Gateway) limiter(userID string) *userLimiter {
 	g.limitersMu.Lock()
 	defer g.limitersMu.Unlock()
 	l := g.limiters[userID]
 	if l == nil {
-		l = &userLimiter{lim: rate.NewLimiter(rate.Limit(g.cfg.FramesPerSecond), g.cfg.Burst)}
+		l = &userLimiter{lim: rate.NewLimiter(rate.Limit(g.cfg.FramesPerSecond), g.cfg.Burst),
+			msgs: rate.NewLimiter(rate.Limit(g.cfg.MessagesPerSecond), g.cfg.MessageBurst)}
 		g.limiters[userID] = l
 	}
 	l.conns++
-	return l.lim
+	return l
 }
 
 func (g *Gateway) releaseLimiter(userID string) {

@@ -107,6 +107,33 @@ func (h history) MessagesAfter(_ context.Context, _ string, room string, after i
 	return out, nil
 }
 
+// CheckMember: everyone is a member of the rooms the history knows.
+func (h history) CheckMember(_ context.Context, _ string, room string) error {
+	if _, ok := h[room]; !ok {
+		return fmt.Errorf("room %s: %w", room, ErrForbidden)
+	}
+	return nil
+}
+
+// roster is a History with real membership: room → members.
+type roster map[string][]string
+
+func (r roster) MessagesAfter(ctx context.Context, user, room string, after int64, limit int) ([]protocol.ServerFrame, error) {
+	if err := r.CheckMember(ctx, user, room); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (r roster) CheckMember(_ context.Context, user, room string) error {
+	for _, m := range r[room] {
+		if m == user {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s in %s: %w", user, room, ErrForbidden)
+}
+
 type fixture struct {
 	gw  *Gateway
 	pub *recorder
@@ -122,6 +149,12 @@ func newFixture(t *testing.T, cfg Config, hist history) *fixture {
 
 // newFixtureWith is newFixture over the given presence.
 func newFixtureWith(t *testing.T, cfg Config, hist history, pres Presence) *fixture {
+	t.Helper()
+	return newFixtureOver(t, cfg, hist, pres)
+}
+
+// newFixtureOver is newFixtureWith over any History.
+func newFixtureOver(t *testing.T, cfg Config, hist History, pres Presence) *fixture {
 	t.Helper()
 	if cfg.ID == "" {
 		cfg.ID = "gw-test"
@@ -460,7 +493,7 @@ func TestResumeLongerThanTheSendQueue(t *testing.T) {
 }
 
 func TestPresenceTransitionsAndTypingThrottle(t *testing.T) {
-	f := newFixture(t, Config{}, nil)
+	f := newFixture(t, Config{}, history{"r1": nil})
 	phone := f.dial(t, "tok-alice")
 	f.pub.waitFor(t, "alice online", func() bool { return len(f.pub.presence) == 1 })
 	laptop := f.dial(t, "tok-alice")
@@ -487,5 +520,122 @@ func TestPresenceTransitionsAndTypingThrottle(t *testing.T) {
 	defer f.pub.mu.Unlock()
 	if want := []string{"alice:true", "alice:false"}; fmt.Sprint(f.pub.presence) != fmt.Sprint(want) {
 		t.Fatalf("presence = %v, want %v", f.pub.presence, want)
+	}
+}
+
+// Typing and receipts are room-scoped: a non-member (never one, or removed) is answered
+// not_member and nothing reaches the bus or the room; a member's frames go on.
+func TestRoomScopedFramesNeedMembership(t *testing.T) {
+	f := newFixtureOver(t, Config{}, roster{"r1": {"alice"}}, presence.NewMemory(presence.Config{}))
+	carol := f.dial(t, "tok-carol")
+	for _, frame := range []string{
+		`{"type":"typing","room":"r1"}`,
+		`{"type":"mark","room":"r1","kind":"read","seq":3}`,
+		`{"type":"resume","rooms":{"r1":0}}`,
+	} {
+		send(t, carol, frame)
+		got := read(t, carol)
+		if got.Type != protocol.FrameError || got.Code != protocol.ErrorCode(protocol.ReasonNotMember) || got.Room != "r1" || got.Ref == "" {
+			t.Fatalf("%s → %+v, want error not_member for room r1 with its ref", frame, got)
+		}
+	}
+	alice := f.dial(t, "tok-alice")
+	send(t, alice, `{"type":"typing","room":"r1"}`)
+	send(t, alice, `{"type":"mark","room":"r1","kind":"read","seq":3}`)
+	f.pub.waitFor(t, "alice's typing and receipt", func() bool { return len(f.pub.typing) == 1 && len(f.pub.receipts) == 1 })
+	f.pub.mu.Lock()
+	defer f.pub.mu.Unlock()
+	if f.pub.typing[0] != "r1/alice" || f.pub.receipts[0].UserID != "alice" {
+		t.Fatalf("published typing %v, receipts %+v: carol's frames went on", f.pub.typing, f.pub.receipts)
+	}
+}
+
+// Every frame counts against the rate, pings included.
+func TestPingsAreRateLimited(t *testing.T) {
+	f := newFixture(t, Config{FramesPerSecond: 0.001, Burst: 2}, nil)
+	ws := f.dial(t, "tok-alice")
+	for i := range 3 {
+		send(t, ws, fmt.Sprintf(`{"type":"ping","id":"p%d"}`, i))
+	}
+	for i := range 2 {
+		if got := read(t, ws); got.Type != protocol.FramePong || got.ID != fmt.Sprint("p", i) {
+			t.Fatalf("ping %d → %+v, want its pong", i, got)
+		}
+	}
+	if got := read(t, ws); got.Code != protocol.CodeRateLimited || got.Ref != protocol.FramePing || got.ID != "p2" {
+		t.Fatalf("third ping → %+v, want rate_limited", got)
+	}
+}
+
+// Without configured origins, an Origin must name the scheme, host and port the request
+// reached: an https page is not accepted on plain http unless a TLS-terminating proxy
+// says the client used https, and the other way round.
+func TestSameOriginComparesSchemeHostAndPort(t *testing.T) {
+	req := func(host, forwardedProto string, tls bool) *http.Request {
+		r := httptest.NewRequest("GET", "http://"+host+"/ws", nil)
+		r.Host = host
+		if forwardedProto != "" {
+			r.Header.Set("X-Forwarded-Proto", forwardedProto)
+		}
+		if !tls {
+			r.TLS = nil
+		}
+		return r
+	}
+	tests := []struct {
+		origin, host, proto string
+		want                bool
+	}{
+		{"http://chat.example", "chat.example", "", true},
+		{"http://chat.example:80", "chat.example", "", true},
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", "", true},
+		{"https://chat.example", "chat.example", "", false},
+		{"https://chat.example", "chat.example", "https", true},
+		{"https://chat.example", "chat.example:443", "https", true},
+		{"http://chat.example", "chat.example", "https", false},
+		{"https://chat.example:8443", "chat.example", "https", false},
+		{"http://chat.example:8080", "chat.example", "", false},
+		{"http://evil.example", "chat.example", "", false},
+		{"null", "chat.example", "", false},
+		{"http://[::1]:8080", "[::1]:8080", "", true},
+	}
+	for _, tt := range tests {
+		if got := sameOrigin(tt.origin, req(tt.host, tt.proto, false)); got != tt.want {
+			t.Errorf("origin %s on host %s (X-Forwarded-Proto %q) = %v, want %v", tt.origin, tt.host, tt.proto, got, tt.want)
+		}
+	}
+	// Over the live handshake too: the test server is plain http.
+	f := newFixture(t, Config{}, nil)
+	host := strings.TrimPrefix(f.srv.URL, "http://")
+	if _, resp, err := f.tryDial("tok-alice", http.Header{"Origin": {"https://" + host}}); err == nil || statusOf(resp) != http.StatusForbidden {
+		t.Fatalf("https origin on a plain-http request: status %d, err %v; want 403", statusOf(resp), err)
+	}
+	ws, _, err := f.tryDial("tok-alice", http.Header{"Origin": {"http://" + host}})
+	if err != nil {
+		t.Fatalf("same origin refused: %v", err)
+	}
+	ws.Close()
+}
+
+// Messages have their own per-user rate across devices, judged when they arrive: a send
+// over it is answered rate_limited (same id) and never reaches the bus.
+func TestMessageRatePerUserAcrossDevices(t *testing.T) {
+	f := newFixture(t, Config{MessagesPerSecond: 0.001, MessageBurst: 2}, nil)
+	phone, laptop := f.dial(t, "tok-alice"), f.dial(t, "tok-alice")
+	send(t, phone, `{"type":"send","id":"1","room":"r","body":"a"}`)
+	send(t, laptop, `{"type":"send","id":"2","room":"r","body":"b"}`)
+	f.pub.waitFor(t, "two messages", func() bool { return len(f.pub.messages) == 2 })
+	send(t, phone, `{"type":"send","id":"3","room":"r","body":"c"}`)
+	if got := read(t, phone); got.Code != protocol.CodeRateLimited || got.ID != "3" || got.Ref != protocol.FrameSend {
+		t.Fatalf("third message → %+v, want rate_limited for id 3", got)
+	}
+	send(t, phone, `{"type":"ping","id":"p"}`) // other frames still flow
+	if got := read(t, phone); got.Type != protocol.FramePong {
+		t.Fatalf("ping after the message limit → %+v", got)
+	}
+	f.pub.mu.Lock()
+	defer f.pub.mu.Unlock()
+	if len(f.pub.messages) != 2 {
+		t.Fatalf("%d messages published, want 2", len(f.pub.messages))
 	}
 }

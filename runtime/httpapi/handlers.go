@@ -64,7 +64,8 @@ func (s *Server) register(r *http.Request, _ string) (int, any, error) {
 	if wantsCookie(r) && !sameOrigin(r) {
 		return 0, nil, errForeignOrigin
 	}
-	u, t, err := s.cfg.Users.Register(r.Context(), users.Registration(req))
+	u, t, err := s.cfg.Users.Register(r.Context(), users.Registration{Username: req.Username, Password: req.Password,
+		DisplayName: req.DisplayName, InviteCode: req.InviteCode, Addr: s.clientAddr(r)})
 	if err != nil {
 		return 0, nil, err
 	}

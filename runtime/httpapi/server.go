@@ -124,7 +124,19 @@ func New(cfg Config) *Server {
 }
 
 // Handler is the server's http.Handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }
+
+// securityHeaders marks every API response as what it is: never sniffed into another
+// type, never framed, loading nothing, and not leaking its URL as a referrer.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Routes lists every served method and path, as OpenAPI spells them (the OpenAPI test
 // holds the document to this list and this list to the live handler).
@@ -250,6 +262,10 @@ func (s *Server) authenticate(r *http.Request) (string, error) {
 	}
 	c, err := s.cfg.Users.Auth().VerifyAccessToken(strings.TrimSpace(token))
 	if err != nil {
+		if errors.Is(err, users.ErrInvalidToken) {
+			// The verifier's text names JWT internals: say only what the client needs.
+			return "", &apiError{http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired"}
+		}
 		return "", err
 	}
 	return c.UserID, nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,10 @@ type Notifier struct {
 
 	running atomic.Bool
 
+	// announced remembers the server ids of the messages this notifier fanned out, so a
+	// message announced again is acked to its sender only.
+	announced *idMemory
+
 	routed prometheus.Counter
 	pushed prometheus.Counter
 	failed *prometheus.CounterVec
@@ -64,9 +69,10 @@ func New(rooms Rooms, locator Locator, router Router, pusher Pusher, log *slog.L
 	}
 	n := &Notifier{
 		rooms: rooms, locator: locator, router: router, pusher: pusher, log: log,
-		routed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway per event)."}),
-		pushed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_pushes_total", Help: "Web Push notifications handed to the pusher."}),
-		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_notification_failures_total", Help: "Fan-out failures, by stage."}, []string{"stage"}),
+		announced: newIDMemory(announcedMemory),
+		routed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway per event)."}),
+		pushed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_pushes_total", Help: "Web Push notifications handed to the pusher."}),
+		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_notification_failures_total", Help: "Fan-out failures, by stage."}, []string{"stage"}),
 	}
 	if reg != nil {
 		reg.MustRegister(n.routed, n.pushed, n.failed)
@@ -115,7 +121,18 @@ func (n *Notifier) fanOut(ctx context.Context, users []string, frame protocol.Se
 
 // MessageDelivered acks the sender's devices and delivers the message to every recipient
 // (the sender's other devices included); recipients with no connection get a push.
+//
+// A message this notifier has fanned out before (same server id) is only acked to its
+// sender: that is a retried client id answered with the stored original, or a replayed
+// batch, and the room saw it already. The memory is per process and bounded
+// (announcedMemory ids); a room's events all go to one consumer, so it only misses
+// when the partition moved to another process in between, and then clients deduplicate
+// on message_id as they must anyway.
 func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDelivered) error {
+	if n.announced.has(m.ServerID) {
+		_, err := n.fanOut(ctx, []string{m.SenderID}, protocol.AckFrame(m))
+		return err
+	}
 	recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.SenderID)
 	if err != nil {
 		n.failed.WithLabelValues("recipients").Inc()
@@ -126,8 +143,9 @@ func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDeli
 	}
 	offline, err := n.fanOut(ctx, recipients, protocol.MessageFrame(m))
 	if err != nil {
-		return err
+		return err // not remembered: the retry fans out again
 	}
+	n.announced.add(m.ServerID)
 	if n.pusher == nil {
 		return nil
 	}
@@ -173,17 +191,31 @@ func (n *Notifier) ReceiptUpdated(ctx context.Context, r *protocol.ReceiptUpdate
 	return err
 }
 
+// ErrNotMember is returned for typing by someone who is not a member of the room: nothing
+// is fanned out.
+var ErrNotMember = errors.New("not a member of the room")
+
 // Typing shows that userID types in roomID to the other members who did not block them.
+// A typist who is not a member is refused with ErrNotMember (the gateway checks first;
+// this holds even if a caller forgets).
 func (n *Notifier) Typing(ctx context.Context, roomID, userID string) error {
 	recipients, err := n.rooms.Recipients(ctx, roomID, userID)
 	if err != nil {
 		return fmt.Errorf("recipients of room %s: %w", roomID, err)
 	}
+	// Recipients are the members minus those who blocked userID, and nobody blocks
+	// themselves: userID is among them exactly when a member.
+	member := false
 	others := recipients[:0:0]
 	for _, u := range recipients {
 		if u != userID {
 			others = append(others, u)
+		} else {
+			member = true
 		}
+	}
+	if !member {
+		return fmt.Errorf("typing of %s in room %s: %w", userID, roomID, ErrNotMember)
 	}
 	_, err = n.fanOut(ctx, others, protocol.ServerFrame{Type: protocol.FrameTypingOut, Room: roomID, User: userID})
 	return err
@@ -197,4 +229,51 @@ func (n *Notifier) Presence(ctx context.Context, userID string, online bool) err
 	}
 	_, err = n.fanOut(ctx, contacts, protocol.ServerFrame{Type: protocol.FramePresence, User: userID, Online: &online})
 	return err
+}
+
+// announcedMemory is how many announced server ids a notifier remembers (about 64 bytes
+// each).
+const announcedMemory = 1 << 16
+
+// idMemory is a bounded set of ids, forgetting the oldest first. It grows as ids come
+// (a notifier that only fans out typing and presence never allocates it).
+type idMemory struct {
+	mu   sync.Mutex
+	size int
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newIDMemory(size int) *idMemory {
+	return &idMemory{size: size, set: map[string]struct{}{}}
+}
+
+func (m *idMemory) has(id string) bool {
+	if id == "" {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.set[id]
+	return ok
+}
+
+func (m *idMemory) add(id string) {
+	if id == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.set[id]; ok {
+		return
+	}
+	if len(m.ring) < m.size {
+		m.ring = append(m.ring, id)
+	} else {
+		delete(m.set, m.ring[m.next])
+		m.ring[m.next] = id
+		m.next = (m.next + 1) % m.size
+	}
+	m.set[id] = struct{}{}
 }

@@ -193,3 +193,66 @@ func TestReceiptTypingAndPresenceFanOut(t *testing.T) {
 		t.Fatalf("carol's gateway got %d deliveries, want 1 (bob's receipt)", n)
 	}
 }
+
+// Typing from someone outside the room reaches nobody.
+func TestTypingOfANonMemberGoesNowhere(t *testing.T) {
+	w := newWorld(t)
+	if err := w.n.Typing(context.Background(), "group", "erin"); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("typing of a non-member: %v, want ErrNotMember", err)
+	}
+	time.Sleep(50 * time.Millisecond) // deliveries are synchronous; this only guards a regression to async
+	for gw, box := range w.boxes {
+		if n := box.len(); n != 0 {
+			t.Fatalf("%s got %d deliveries of a non-member's typing", gw, n)
+		}
+	}
+}
+
+// A message announced again (a retried client id answered with the stored original, or a
+// replayed batch) is acked to its sender only: the room saw it already.
+func TestMessageAnnouncedAgainIsAckedToTheSenderOnly(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	m := &protocol.MessageDelivered{RoomID: "group", SenderID: "bob", ClientID: "c1", ServerID: "m1", Seq: 1, Body: "hi", CreatedAt: time.Now()}
+	if err := w.n.MessageDelivered(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	w.boxes["gw1"].waitLen(t, 2) // bob's ack, the message to alice and bob
+	w.boxes["gw2"].waitLen(t, 1) // the message to carol
+	again := *m
+	again.SentAt = time.Now()
+	if err := w.n.MessageDelivered(ctx, &again); err != nil {
+		t.Fatal(err)
+	}
+	got := w.boxes["gw1"].waitLen(t, 3)
+	if ack := got[2]; ack.Frame.Type != protocol.FrameAck || ack.Frame.ID != "c1" || len(ack.Users) != 1 || ack.Users[0] != "bob" {
+		t.Fatalf("second announcement → %+v, want an ack to bob", ack)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := w.boxes["gw1"].len(); n != 3 {
+		t.Fatalf("gw1 got %d deliveries, want 3 (the message was broadcast again)", n)
+	}
+	if n := w.boxes["gw2"].len(); n != 1 {
+		t.Fatalf("carol's gateway got %d deliveries, want 1 (the message was broadcast again)", n)
+	}
+	w.pushes.mu.Lock()
+	defer w.pushes.mu.Unlock()
+	if len(w.pushes.users) != 1 {
+		t.Fatalf("pushed %v, want dave once", w.pushes.users)
+	}
+}
+
+func TestIDMemoryForgetsTheOldestFirst(t *testing.T) {
+	m := newIDMemory(3)
+	for _, id := range []string{"a", "b", "c", "a", "d"} {
+		m.add(id)
+	}
+	for id, want := range map[string]bool{"a": false, "b": true, "c": true, "d": true, "": false} {
+		if m.has(id) != want {
+			t.Errorf("has(%q) = %v, want %v", id, !want, want)
+		}
+	}
+	if len(m.set) != 3 {
+		t.Fatalf("%d ids kept, want 3", len(m.set))
+	}
+}

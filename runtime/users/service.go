@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,16 @@ type Config struct {
 	MaxFailuresPerAccount int
 	MaxFailuresPerAddress int
 	ThrottleWindow        time.Duration
+	// MaxRegistrationsPerAddress bounds registration attempts (that pass the cheap checks,
+	// so cost a password hash) per client address per ThrottleWindow.
+	MaxRegistrationsPerAddress int
+	// MaxConcurrentHashes bounds the argon2id hashes (each ~19 MiB) computed at once by
+	// register and login; more wait their turn, as long as their request lives.
+	MaxConcurrentHashes int
+	// RefreshReuseGrace: a rotated refresh token presented again within this time of its
+	// rotation is refused but revokes nothing (two tabs refreshing with one cookie at
+	// once); later, it is taken as stolen and revokes its whole family.
+	RefreshReuseGrace time.Duration
 }
 
 // DefaultConfig is a safe starting point.
@@ -41,6 +52,10 @@ func DefaultConfig() Config {
 		MaxFailuresPerAccount: 10,
 		MaxFailuresPerAddress: 50,
 		ThrottleWindow:        15 * time.Minute,
+
+		MaxRegistrationsPerAddress: 50,
+		MaxConcurrentHashes:        max(2, runtime.GOMAXPROCS(0)),
+		RefreshReuseGrace:          5 * time.Second,
 	}
 }
 
@@ -61,6 +76,8 @@ type Service struct {
 	now   func() time.Time
 	// dummyHash is verified against when the username is unknown.
 	dummyHash string
+	// hashing is a semaphore bounding the password hashes computed at once.
+	hashing chan struct{}
 }
 
 // NewService builds the service. now may be nil (time.Now).
@@ -68,8 +85,9 @@ func NewService(store Store, auth *Auth, cfg Config, now func() time.Time) (*Ser
 	if _, err := ParseRegistration(cfg.Registration); err != nil {
 		return nil, err
 	}
-	if cfg.RefreshTTL <= 0 || cfg.ThrottleWindow <= 0 || cfg.MaxFailuresPerAccount <= 0 || cfg.MaxFailuresPerAddress <= 0 {
-		return nil, fmt.Errorf("users config: refresh ttl, throttle window and failure limits must be positive")
+	if cfg.RefreshTTL <= 0 || cfg.ThrottleWindow <= 0 || cfg.MaxFailuresPerAccount <= 0 || cfg.MaxFailuresPerAddress <= 0 ||
+		cfg.MaxRegistrationsPerAddress <= 0 || cfg.MaxConcurrentHashes <= 0 || cfg.RefreshReuseGrace < 0 {
+		return nil, fmt.Errorf("users config: refresh ttl, throttle window, failure and registration limits and concurrent hashes must be positive")
 	}
 	if now == nil {
 		now = time.Now
@@ -78,7 +96,38 @@ func NewService(store Store, auth *Auth, cfg Config, now func() time.Time) (*Ser
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: store, auth: auth, cfg: cfg, now: now, dummyHash: dummy}, nil
+	return &Service{store: store, auth: auth, cfg: cfg, now: now, dummyHash: dummy,
+		hashing: make(chan struct{}, cfg.MaxConcurrentHashes)}, nil
+}
+
+// hashTurn waits for a free hashing slot (or ctx's end) and returns its release.
+func (s *Service) hashTurn(ctx context.Context) (func(), error) {
+	select {
+	case s.hashing <- struct{}{}:
+		return func() { <-s.hashing }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to hash a password: %w", ctx.Err())
+	}
+}
+
+// hashPassword hashes under the semaphore.
+func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
+	release, err := s.hashTurn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return HashPassword(password, s.cfg.Password)
+}
+
+// verifyPassword verifies under the semaphore.
+func (s *Service) verifyPassword(ctx context.Context, password, hash string) (bool, error) {
+	release, err := s.hashTurn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return VerifyPassword(password, hash)
 }
 
 // Auth is the token issuer/verifier the service uses.
@@ -125,6 +174,9 @@ type Registration struct {
 	Password    string
 	DisplayName string
 	InviteCode  string
+	// Addr is the client's address, for per-address throttling; empty (a caller inside
+	// the process) is not throttled.
+	Addr string
 }
 
 // Tokens is what a successful login or refresh hands out.
@@ -155,7 +207,17 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, Tokens, e
 	if err := checkText("display_name", r.DisplayName, MaxDisplayName); err != nil {
 		return User{}, Tokens{}, err
 	}
-	hash, err := HashPassword(r.Password, s.cfg.Password)
+	if r.Addr != "" {
+		// Every attempt that would cost a hash counts, successful or not.
+		n, err := s.store.RecordFailure(ctx, "register:addr:"+truncate(r.Addr, 64), s.now(), s.cfg.ThrottleWindow)
+		if err != nil {
+			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+		}
+		if n > s.cfg.MaxRegistrationsPerAddress {
+			return User{}, Tokens{}, ErrThrottled
+		}
+	}
+	hash, err := s.hashPassword(ctx, r.Password)
 	if err != nil {
 		return User{}, Tokens{}, err
 	}
@@ -187,7 +249,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, Tokens, e
 		}
 		return User{}, Tokens{}, fmt.Errorf("create account: %w", err)
 	}
-	t, err := s.startSession(ctx, a.ID)
+	t, err := s.startSession(ctx, a.ID, "")
 	if err != nil {
 		return User{}, Tokens{}, err
 	}
@@ -243,13 +305,15 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 	a, err := s.store.AccountByUsername(ctx, username)
 	if errors.Is(err, ErrNotFound) {
 		// Hash anyway so that response time does not reveal which names exist.
-		_, _ = VerifyPassword(password, s.dummyHash)
+		if _, err := s.verifyPassword(ctx, password, s.dummyHash); err != nil && ctx.Err() != nil {
+			return User{}, Tokens{}, err
+		}
 		return fail()
 	}
 	if err != nil {
 		return User{}, Tokens{}, fmt.Errorf("load account: %w", err)
 	}
-	ok, err := VerifyPassword(password, a.PasswordHash)
+	ok, err := s.verifyPassword(ctx, password, a.PasswordHash)
 	if err != nil {
 		return User{}, Tokens{}, fmt.Errorf("verify password: %w", err)
 	}
@@ -259,16 +323,27 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 	if err := s.store.ResetFailures(ctx, accountKey); err != nil {
 		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
 	}
-	t, err := s.startSession(ctx, a.ID)
+	t, err := s.startSession(ctx, a.ID, "")
 	if err != nil {
 		return User{}, Tokens{}, err
 	}
 	return a.User, t, nil
 }
 
-// Refresh rotates a refresh token: the old one is revoked, a new pair is issued.
+// Refresh rotates a refresh token: the old one is revoked, a new pair is issued in the
+// same family. A revoked token presented again (after RefreshReuseGrace) means it was
+// copied: every session of its family, the live successor included, is revoked.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	sess, err := s.liveSession(ctx, refreshToken)
+	var reused *revokedSessionError
+	if errors.As(err, &reused) {
+		if s.now().Sub(reused.sess.RevokedAt) > s.cfg.RefreshReuseGrace {
+			if _, rerr := s.store.RevokeFamily(ctx, familyOf(reused.sess), s.clock()); rerr != nil {
+				return Tokens{}, fmt.Errorf("revoke session family: %w", rerr)
+			}
+		}
+		return Tokens{}, ErrInvalidToken
+	}
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -278,8 +353,23 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		}
 		return Tokens{}, fmt.Errorf("revoke session: %w", err)
 	}
-	return s.startSession(ctx, sess.UserID)
+	return s.startSession(ctx, sess.UserID, familyOf(sess))
 }
+
+// familyOf is the session's family id (its own id when it has none).
+func familyOf(sess Session) string {
+	if sess.FamilyID != "" {
+		return sess.FamilyID
+	}
+	return sess.ID
+}
+
+// revokedSessionError is liveSession's answer for a revoked session (it is also
+// ErrInvalidToken).
+type revokedSessionError struct{ sess Session }
+
+func (e *revokedSessionError) Error() string { return ErrInvalidToken.Error() }
+func (e *revokedSessionError) Unwrap() error { return ErrInvalidToken }
 
 // Logout revokes the refresh token. Logging out twice is not an error.
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
@@ -310,19 +400,26 @@ func (s *Service) liveSession(ctx context.Context, refreshToken string) (Session
 	if err != nil {
 		return Session{}, fmt.Errorf("load session: %w", err)
 	}
-	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) {
+	if !sess.RevokedAt.IsZero() {
+		return Session{}, &revokedSessionError{sess: sess}
+	}
+	if !s.now().Before(sess.ExpiresAt) {
 		return Session{}, ErrInvalidToken
 	}
 	return sess, nil
 }
 
-func (s *Service) startSession(ctx context.Context, userID string) (Tokens, error) {
+// startSession issues a session in family (a new family when empty).
+func (s *Service) startSession(ctx context.Context, userID, family string) (Tokens, error) {
 	refresh, err := randomSecret()
 	if err != nil {
 		return Tokens{}, err
 	}
 	now := s.clock()
-	sess := Session{ID: NewID(), UserID: userID, TokenHash: hashSecret(refresh), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	sess := Session{ID: NewID(), UserID: userID, TokenHash: hashSecret(refresh), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL), FamilyID: family}
+	if sess.FamilyID == "" {
+		sess.FamilyID = sess.ID
+	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, fmt.Errorf("create session: %w", err)
 	}

@@ -52,6 +52,9 @@ type Session struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time // zero while valid
+	// FamilyID is shared by every session rotated from one login (the first session's
+	// id); empty is read as the session's own id.
+	FamilyID string
 }
 
 // ProfileUpdate changes the fields that are non-nil.
@@ -79,6 +82,9 @@ type Sessions interface {
 	// RevokeSession marks the session revoked; it returns ErrNotFound when it was not
 	// live, so that two concurrent refreshes of one token cannot both succeed.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// RevokeFamily revokes every live session of the family (a session whose FamilyID,
+	// or id when it has none, is familyID) and returns how many it revoked.
+	RevokeFamily(ctx context.Context, familyID string, at time.Time) (int, error)
 }
 
 // Invites stores single-use invite codes (by hash).

@@ -58,6 +58,12 @@ type Config struct {
 	MessagesPerSecond float64
 	MaxRoomMembers    int
 	LogLevel          string
+	// MigrateSchema applies the embedded migrations at start (under the same advisory lock
+	// as parley migrate) instead of refusing a database that is behind; parley dev sets it.
+	MigrateSchema bool
+	// RegistrationsPerAddress bounds registrations per client address per 15 minutes
+	// (0: the users default).
+	RegistrationsPerAddress int
 	// TrustedProxies is a comma-separated list of CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies string
 }
@@ -69,7 +75,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen: ":8080", Store: StorePostgres, TokenTTL: 15 * time.Minute, RefreshTTL: u.RefreshTTL,
 		Registration: u.Registration, MaxMessageBytes: l.MaxMessageBytes, MessagesPerSecond: l.MessagesPerSecond,
-		MaxRoomMembers: l.MaxRoomMembers, LogLevel: "info",
+		MaxRoomMembers: l.MaxRoomMembers, LogLevel: "info", RegistrationsPerAddress: u.MaxRegistrationsPerAddress,
 	}
 }
 
@@ -88,6 +94,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.MessagesPerSecond, "messages-per-second", c.MessagesPerSecond, "per-user message rate (burst twice that)")
 	fs.IntVar(&c.MaxRoomMembers, "max-room-members", c.MaxRoomMembers, "largest group size")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.IntVar(&c.RegistrationsPerAddress, "registrations-per-address", c.RegistrationsPerAddress, "registrations allowed per client address per 15 minutes (429 throttled beyond)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of proxies (the ingress controller) whose X-Forwarded-For names the client, for login throttling")
 }
 
@@ -104,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--jwt-previous-signing-key must be empty or at least %d bytes", users.MinSigningKeyLen)
 	case c.TokenTTL <= 0 || c.RefreshTTL <= 0:
 		return errors.New("--token-ttl and --refresh-ttl must be positive")
+	case c.RegistrationsPerAddress < 0:
+		return errors.New("--registrations-per-address must not be negative")
 	case c.MaxMessageBytes <= 0 || c.MessagesPerSecond <= 0 || c.MaxRoomMembers < 2:
 		return errors.New("--max-message-bytes and --messages-per-second must be positive, --max-room-members at least 2")
 	}
@@ -223,6 +232,16 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
+		if cfg.MigrateSchema {
+			res, err := postgres.Migrate(ctx, pool)
+			if err != nil {
+				pool.Close()
+				return nil, fmt.Errorf("migrate: %w", err)
+			}
+			if len(res.Applied) > 0 {
+				logger.Info("schema migrated", "from", res.From, "to", res.To)
+			}
+		}
 		if err := postgres.CheckSchema(ctx, pool); err != nil {
 			pool.Close()
 			return nil, err
@@ -243,6 +262,9 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	}
 	ucfg := users.DefaultConfig()
 	ucfg.Registration, ucfg.RefreshTTL = cfg.Registration, cfg.RefreshTTL
+	if cfg.RegistrationsPerAddress > 0 {
+		ucfg.MaxRegistrationsPerAddress = cfg.RegistrationsPerAddress
+	}
 	if app.Users, err = users.NewService(userStore, auth, ucfg, nil); err != nil {
 		app.Close()
 		return nil, err

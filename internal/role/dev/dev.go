@@ -50,6 +50,8 @@ type Config struct {
 func DefaultConfig() Config {
 	c := core.DefaultConfig()
 	c.Listen, c.Store = "127.0.0.1:8080", core.StoreMemory
+	// With --store postgres, dev applies the schema itself (parley migrate's code and lock).
+	c.MigrateSchema = true
 	return Config{
 		Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Kafka: bus.KafkaConfig{Partitions: 4}}, Presence: PresenceMemory,
 		Files: core.FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: DefaultFilesDir()}},
@@ -167,7 +169,8 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		return err
 	}
 	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, pusher, logger, app.Registry)
-	gw, err := wsgateway.New(wsgateway.Config{ID: "dev"}, bridge.Tokens{Auth: app.Users.Auth()},
+	// Messages are rate-limited where they arrive, at the rate core would apply.
+	gw, err := wsgateway.New(wsgateway.Config{ID: "dev", MessagesPerSecond: cfg.Core.MessagesPerSecond}, bridge.Tokens{Auth: app.Users.Auth()},
 		bridge.Publisher{Bus: b, Ephemeral: notifier}, pres, chatBridge, logger, wsgateway.NewMetrics(app.Registry))
 	if err != nil {
 		ln.Close()

@@ -605,3 +605,38 @@ func TestConcurrentTraffic(t *testing.T) {
 		t.Fatalf("%d blobs stored, want 16", n)
 	}
 }
+
+// A Range header naming more than MaxRanges ranges is ignored: the whole file comes back
+// with 200, never a multipart many times the file's size. Up to MaxRanges still work.
+func TestManyRangesServeTheWholeFile(t *testing.T) {
+	w := newWorld(t, backendLocal, files.Config{})
+	data := randomBytes(t, 4096)
+	up := w.upload("alice", "a.bin", "", data)
+	ranges := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("%d-%d", i*2, i*2)
+		}
+		return "bytes=" + strings.Join(parts, ",")
+	}
+	many := w.request(http.MethodGet, Prefix+"/"+up.ID, "alice", nil, map[string]string{"Range": ranges(1000)})
+	body := mustReadAll(t, many.Body)
+	if many.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("1000 ranges: %d with %d bytes, want 200 with the whole file (%d bytes)", many.StatusCode, len(body), len(data))
+	}
+	few := w.request(http.MethodGet, Prefix+"/"+up.ID, "alice", nil, map[string]string{"Range": ranges(MaxRanges)})
+	_ = mustReadAll(t, few.Body)
+	if few.StatusCode != http.StatusPartialContent || !strings.HasPrefix(few.Header.Get("Content-Type"), "multipart/byteranges") {
+		t.Fatalf("%d ranges: %d %s, want 206 multipart", MaxRanges, few.StatusCode, few.Header.Get("Content-Type"))
+	}
+}
+
+func mustReadAll(t *testing.T, r io.ReadCloser) []byte {
+	t.Helper()
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

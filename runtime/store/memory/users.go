@@ -157,6 +157,25 @@ func (s *Users) RevokeSession(_ context.Context, id string, at time.Time) error 
 	return nil
 }
 
+// RevokeFamily implements users.Sessions.
+func (s *Users) RevokeFamily(_ context.Context, familyID string, at time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, sess := range s.sessions {
+		fam := sess.FamilyID
+		if fam == "" {
+			fam = sess.ID
+		}
+		if fam == familyID && sess.RevokedAt.IsZero() {
+			sess.RevokedAt = at
+			s.sessions[id] = sess
+			n++
+		}
+	}
+	return n, nil
+}
+
 // CreateInvite implements users.Invites.
 func (s *Users) CreateInvite(_ context.Context, codeHash []byte, _ string, _ time.Time) error {
 	s.mu.Lock()

@@ -115,8 +115,12 @@ func (s *Users) SearchUsers(ctx context.Context, prefix string, limit int) ([]us
 
 // CreateSession implements users.Sessions.
 func (s *Users) CreateSession(ctx context.Context, sess users.Session) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		sess.ID, sess.UserID, sess.TokenHash, sess.CreatedAt, sess.ExpiresAt)
+	family := sess.FamilyID
+	if family == "" {
+		family = sess.ID
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+		sess.ID, sess.UserID, sess.TokenHash, sess.CreatedAt, sess.ExpiresAt, family)
 	if isUniqueViolation(err) {
 		return users.ErrConflict
 	}
@@ -130,8 +134,8 @@ func (s *Users) CreateSession(ctx context.Context, sess users.Session) error {
 func (s *Users) SessionByTokenHash(ctx context.Context, hash []byte) (users.Session, error) {
 	var sess users.Session
 	var revoked *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at FROM sessions WHERE token_hash = $1`, hash).
-		Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &sess.CreatedAt, &sess.ExpiresAt, &revoked)
+	err := s.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at, COALESCE(family_id, id) FROM sessions WHERE token_hash = $1`, hash).
+		Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &sess.CreatedAt, &sess.ExpiresAt, &revoked, &sess.FamilyID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return users.Session{}, users.ErrNotFound
 	}
@@ -154,6 +158,17 @@ func (s *Users) RevokeSession(ctx context.Context, id string, at time.Time) erro
 		return users.ErrNotFound
 	}
 	return nil
+}
+
+// RevokeFamily implements users.Sessions. A session without a family_id (inserted by a
+// previous version) is its own family.
+func (s *Users) RevokeFamily(ctx context.Context, familyID string, at time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = $2
+		WHERE (family_id = $1 OR (family_id IS NULL AND id = $1)) AND revoked_at IS NULL`, familyID, at)
+	if err != nil {
+		return 0, fmt.Errorf("revoke session family: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // CreateInvite implements users.Invites.

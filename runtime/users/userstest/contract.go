@@ -197,6 +197,42 @@ func Run(t *testing.T, newStore func(t *testing.T) users.Store) {
 		}
 	})
 
+	t.Run("reuse of a rotated refresh token revokes its family", func(t *testing.T) {
+		clock := NewClock()
+		svc := NewService(t, newStore(t), users.RegistrationOpen, clock)
+		_, first := Register(t, svc, "ivan")
+		second, err := svc.Refresh(ctx, first.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		third, err := svc.Refresh(ctx, second.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, other, err := svc.Login(ctx, "ivan", "correct horse", "a") // another login: another family
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Within the grace (two tabs refreshing at once) a reuse is refused, nothing more.
+		if _, err := svc.Refresh(ctx, second.RefreshToken); !errors.Is(err, users.ErrInvalidToken) {
+			t.Fatalf("reuse within the grace: %v", err)
+		}
+		fourth, err := svc.Refresh(ctx, third.RefreshToken)
+		if err != nil {
+			t.Fatalf("the live token after a reuse within the grace: %v", err)
+		}
+		clock.Advance(time.Minute)
+		if _, err := svc.Refresh(ctx, first.RefreshToken); !errors.Is(err, users.ErrInvalidToken) {
+			t.Fatalf("reuse of the first token: %v", err)
+		}
+		if _, err := svc.Refresh(ctx, fourth.RefreshToken); !errors.Is(err, users.ErrInvalidToken) {
+			t.Fatalf("the family's live token after a reuse: %v, want it revoked", err)
+		}
+		if _, err := svc.Refresh(ctx, other.RefreshToken); err != nil {
+			t.Fatalf("another login's token: %v, want it untouched", err)
+		}
+	})
+
 	t.Run("concurrent refreshes of one token: exactly one wins", func(t *testing.T) {
 		svc := NewService(t, newStore(t), users.RegistrationOpen, NewClock())
 		_, tok := Register(t, svc, "frank")
@@ -243,6 +279,40 @@ func Run(t *testing.T, newStore func(t *testing.T) users.Store) {
 		}
 		if _, _, err := svc.Login(ctx, "hank", "correct horse", "192.0.2.2"); err != nil {
 			t.Fatalf("other address: %v", err)
+		}
+	})
+
+	t.Run("registration throttled per address", func(t *testing.T) {
+		clock := NewClock()
+		auth, err := users.NewAuth(TestKey, 15*time.Minute, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := users.DefaultConfig()
+		cfg.Password = CheapPasswords
+		cfg.MaxRegistrationsPerAddress = 3
+		svc, err := users.NewService(newStore(t), auth, cfg, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := func(name, addr string) error {
+			_, _, err := svc.Register(ctx, users.Registration{Username: name, Password: "correct horse", Addr: addr})
+			return err
+		}
+		for i := range 3 {
+			if err := reg(fmt.Sprintf("reg%d", i), "198.51.100.7"); err != nil {
+				t.Fatalf("registration %d: %v", i, err)
+			}
+		}
+		if err := reg("reg3", "198.51.100.7"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("4th registration from one address: %v, want ErrThrottled", err)
+		}
+		if err := reg("reg3", "198.51.100.8"); err != nil {
+			t.Fatalf("another address: %v", err)
+		}
+		clock.Advance(16 * time.Minute)
+		if err := reg("reg4", "198.51.100.7"); err != nil {
+			t.Fatalf("after the window: %v", err)
 		}
 	})
 

@@ -81,9 +81,10 @@ func TestResumeKeepsReadingWhileReplaying(t *testing.T) {
 			rooms[room] = append(rooms[room], protocol.MessageDelivered{RoomID: room, SenderID: "bob", ClientID: fmt.Sprint(i), ServerID: fmt.Sprintf("%s-m%d", room, i), Seq: int64(i), Body: "x", CreatedAt: time.Now()})
 		}
 	}
-	// Silence is 200 ms; the replay takes about 6 x 250 ms.
-	hist := slowHistory{history: rooms, delay: 250 * time.Millisecond}
-	f := newFixture(t, Config{SendQueue: 4, PingInterval: 100 * time.Millisecond}, nil)
+	// Silence is 2 s; the replay takes about 6 x 600 ms. (A shorter silence made the test
+	// flaky on a loaded machine: the client itself could stay unscheduled that long.)
+	hist := slowHistory{history: rooms, delay: 600 * time.Millisecond}
+	f := newFixture(t, Config{SendQueue: 4, PingInterval: time.Second}, nil)
 	f.gw.history = hist
 	ws := f.dial(t, "tok-alice")
 	raw, _ := json.Marshal(protocol.ClientFrame{Type: protocol.FrameResume, Rooms: resume})

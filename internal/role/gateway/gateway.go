@@ -109,6 +109,9 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	gcfg := wsgateway.DefaultConfig()
 	gcfg.ID, gcfg.AllowedOrigins = cfg.ID, splitList(cfg.AllowedOrigins)
 	gcfg.MaxFrameBytes, gcfg.SendQueue, gcfg.FramesPerSecond = cfg.MaxFrameBytes, cfg.SendQueue, cfg.FramesPerSec
+	// Messages are rate-limited where they are admitted, here, with core's setting: core
+	// never refuses a backlog for rate (docs/api.md).
+	gcfg.MessagesPerSecond = cfg.Core.MessagesPerSecond
 	gcfg.HeartbeatInterval = cfg.PresenceTTL / 3
 	gw, err := wsgateway.New(gcfg, bridge.Tokens{Auth: app.Users.Auth()}, bridge.Publisher{Bus: b, Ephemeral: ephemeral},
 		pres, bridge.Chat{Service: app.Chat}, logger, wsgateway.NewMetrics(health.Registry))

@@ -211,6 +211,7 @@ type Publisher struct {
 	Ephemeral interface {
 		Typing(ctx context.Context, roomID, userID string) error
 		Presence(ctx context.Context, userID string, online bool) error
+		OnlineContacts(ctx context.Context, userID string) ([]string, error)
 	}
 }
 
@@ -232,6 +233,11 @@ func (p Publisher) PublishTyping(ctx context.Context, roomID, userID string) err
 // PublishPresence hands presence straight to notification.
 func (p Publisher) PublishPresence(ctx context.Context, userID string, online bool) error {
 	return p.Ephemeral.Presence(ctx, userID, online)
+}
+
+// OnlineContacts asks notification which of userID's contacts are online.
+func (p Publisher) OnlineContacts(ctx context.Context, userID string) ([]string, error) {
+	return p.Ephemeral.OnlineContacts(ctx, userID)
 }
 
 func (p Publisher) publish(ctx context.Context, topic, key string, payload protocol.Payload) error {

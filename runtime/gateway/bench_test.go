@@ -86,6 +86,7 @@ func (nopPublisher) PublishMessage(context.Context, protocol.MessageSent) error 
 func (nopPublisher) PublishReceipt(context.Context, protocol.Receipt) error     { return nil }
 func (nopPublisher) PublishTyping(context.Context, string, string) error        { return nil }
 func (nopPublisher) PublishPresence(context.Context, string, bool) error        { return nil }
+func (nopPublisher) OnlineContacts(context.Context, string) ([]string, error)   { return nil, nil }
 
 const roomSize = 1000
 

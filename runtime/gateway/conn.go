@@ -107,6 +107,7 @@ func (c *conn) run() {
 		close(announced)
 	}
 	if err == nil {
+		go c.sendPresenceSnapshot()
 		c.readLoop()
 	}
 	c.finish()

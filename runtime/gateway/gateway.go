@@ -37,6 +37,10 @@ type Publisher interface {
 	PublishReceipt(ctx context.Context, r protocol.Receipt) error
 	PublishTyping(ctx context.Context, roomID, userID string) error
 	PublishPresence(ctx context.Context, userID string, online bool) error
+	// OnlineContacts are the users sharing a room with userID (and not blocking them)
+	// who are online now: what a new connection is told, since presence frames only
+	// carry changes.
+	OnlineContacts(ctx context.Context, userID string) ([]string, error)
 }
 
 // Presence records which gateway holds which user's connections.
@@ -426,6 +430,37 @@ func (g *Gateway) announceOnline(ctx context.Context, userID string) {
 	defer func() { <-g.announce }()
 	if err := g.pub.PublishPresence(ctx, userID, true); err != nil && ctx.Err() == nil {
 		g.log.Warn("publish presence failed", "user", userID, "err", err)
+	}
+}
+
+// maxPresenceSnapshot bounds the presence frames a new connection gets at once.
+const maxPresenceSnapshot = 1000
+
+// sendPresenceSnapshot tells a new connection which of its contacts are online, paced by
+// its writer like a replay. Lookups share the announcers' bound, so a mass reconnect
+// queues them instead of hammering presence.
+func (c *conn) sendPresenceSnapshot() {
+	g := c.g
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	select {
+	case g.announce <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	users, err := g.pub.OnlineContacts(ctx, c.user)
+	<-g.announce
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("presence snapshot failed", "user", c.user, "err", err)
+		}
+		return
+	}
+	online := true
+	for i, u := range users {
+		if i == maxPresenceSnapshot || !c.replayFrame(protocol.ServerFrame{Type: protocol.FramePresence, User: u, Online: &online}) {
+			return
+		}
 	}
 }
 

@@ -42,6 +42,8 @@ type recorder struct {
 	// hold, when set, makes PublishPresence signal entered and wait until hold closes.
 	hold    chan struct{}
 	entered chan struct{}
+	// online answers OnlineContacts: user → contacts online.
+	online map[string][]string
 }
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1000)} }
@@ -68,6 +70,12 @@ func (r *recorder) PublishPresence(_ context.Context, user string, online bool) 
 		<-r.hold
 	}
 	return r.record(func() { r.presence = append(r.presence, fmt.Sprintf("%s:%v", user, online)) })
+}
+
+func (r *recorder) OnlineContacts(_ context.Context, user string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.online[user]...), nil
 }
 
 // waitFor polls cond until it holds; a deadline, not a timing assertion.
@@ -637,5 +645,25 @@ func TestMessageRatePerUserAcrossDevices(t *testing.T) {
 	defer f.pub.mu.Unlock()
 	if len(f.pub.messages) != 2 {
 		t.Fatalf("%d messages published, want 2", len(f.pub.messages))
+	}
+}
+
+// Presence frames carry changes only, so a new connection is told who is online already.
+func TestNewConnectionGetsItsContactsPresence(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.pub.mu.Lock()
+	f.pub.online = map[string][]string{"alice": {"bob", "carol"}}
+	f.pub.mu.Unlock()
+	ws := f.dial(t, "tok-alice")
+	got := map[string]bool{}
+	for len(got) < 2 {
+		fr := read(t, ws)
+		if fr.Type != protocol.FramePresence || fr.Online == nil || !*fr.Online {
+			t.Fatalf("frame %+v, want presence online", fr)
+		}
+		got[fr.User] = true
+	}
+	if !got["bob"] || !got["carol"] {
+		t.Fatalf("presence snapshot = %v, want bob and carol", got)
 	}
 }

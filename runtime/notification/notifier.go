@@ -231,6 +231,29 @@ func (n *Notifier) Presence(ctx context.Context, userID string, online bool) err
 	return err
 }
 
+// OnlineContacts are userID's contacts (sharing a room, not blocking userID) with at
+// least one live connection: the presence a new connection starts from.
+func (n *Notifier) OnlineContacts(ctx context.Context, userID string) ([]string, error) {
+	contacts, err := n.rooms.Contacts(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts of %s: %w", userID, err)
+	}
+	if len(contacts) == 0 {
+		return nil, nil
+	}
+	gws, err := n.locator.Gateways(ctx, contacts)
+	if err != nil {
+		return nil, fmt.Errorf("locate contacts of %s: %w", userID, err)
+	}
+	var online []string
+	for _, u := range contacts {
+		if u != userID && len(gws[u]) > 0 {
+			online = append(online, u)
+		}
+	}
+	return online, nil
+}
+
 // announcedMemory is how many announced server ids a notifier remembers (about 64 bytes
 // each).
 const announcedMemory = 1 << 16

@@ -3,6 +3,7 @@ package notification
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sort"
 	"sync"
 	"testing"
@@ -254,5 +255,31 @@ func TestIDMemoryForgetsTheOldestFirst(t *testing.T) {
 	}
 	if len(m.set) != 3 {
 		t.Fatalf("%d ids kept, want 3", len(m.set))
+	}
+}
+
+// A new connection starts from its online contacts: offline members and people who
+// blocked the user are not among them.
+func TestOnlineContacts(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"bob"}},          // carol blocked alice; dave is offline
+		{"bob", []string{"alice", "carol"}}, // dave is offline
+		{"erin", nil},                       // alone in her room
+	}
+	for _, tc := range tests {
+		t.Run(tc.user, func(t *testing.T) {
+			got, err := w.n.OnlineContacts(context.Background(), tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(got)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("OnlineContacts(%s) = %v, want %v", tc.user, got, tc.want)
+			}
+		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -49,6 +51,45 @@ func TestErrorCodes_golden(t *testing.T) {
 		code := strings.Fields(line)[1]
 		if !strings.Contains(string(OpenAPI()), code) {
 			t.Errorf("code %s is not in openapi.yaml", code)
+		}
+	}
+}
+
+// TestErrorCodes_enum: the OpenAPI Error schema lists its codes as an enum, which the web
+// client's generated types turn into a table that must name every code; each domain
+// error's code must be in it, and the enum must not repeat itself.
+func TestErrorCodes_enum(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `yaml:"enum"`
+				} `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	enum := doc.Components.Schemas["Error"].Properties["code"].Enum
+	if len(enum) == 0 {
+		t.Fatal("Error.code has no enum in openapi.yaml")
+	}
+	listed := map[string]bool{}
+	for _, c := range enum {
+		if listed[c] {
+			t.Errorf("code %s is listed twice", c)
+		}
+		listed[c] = true
+	}
+	for _, d := range domainErrors {
+		if !listed[d.code] {
+			t.Errorf("code %s (%v) is missing from the Error.code enum", d.code, d.err)
+		}
+	}
+	for _, c := range []string{"invalid_json", "unknown_field", "body_too_large", "unsupported_media_type", "invalid_argument", "unauthorized", "invalid_token", "forbidden_origin", "internal"} {
+		if !listed[c] {
+			t.Errorf("edge code %s is missing from the Error.code enum", c)
 		}
 	}
 }

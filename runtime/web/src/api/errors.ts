@@ -65,10 +65,7 @@ export const restMessages: RestMessages = {
   too_many_subscriptions: 'Notifications are enabled on too many browsers already.',
   push_disabled: 'Notifications are not available on this server.',
   internal: 'The server had a problem. Try again.',
-};
-
-/** Codes of the file endpoints (docs/files.md, not in the OpenAPI enum) and of the client itself. */
-export const extraMessages: Record<string, string> = {
+  forbidden_origin: 'This page is not allowed to use your session. Open the app from its own address.',
   forbidden: 'You are not allowed to do that.',
   file_removed: 'This file was removed.',
   no_thumbnail: 'No preview for this file.',
@@ -77,6 +74,12 @@ export const extraMessages: Record<string, string> = {
   invalid_range: 'Could not download that part of the file.',
   invalid_upload: 'The upload was not valid.',
   method_not_allowed: 'The app made an unsupported request.',
+  link_expired: 'This file link expired. Reload to get a fresh one.',
+  invalid_link: 'This file link is not valid.',
+};
+
+/** Codes of the client itself (network failures, cancelled uploads). */
+export const extraMessages: Record<string, string> = {
   network: 'Cannot reach the server. Check your connection.',
   timeout: 'The server did not answer in time.',
   aborted: 'Upload cancelled.',

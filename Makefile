@@ -77,6 +77,15 @@ build: web ## Build bin/parley with the web client embedded.
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
+.PHONY: image
+image: web ## Build the image without a Docker engine (same as the Dockerfile, reproducible): OCI layout bin/image/oci, `docker load` tarball bin/image/parley.tar.
+	arch=$${IMAGE_ARCH:-amd64}; \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/image/parley . && \
+	SOURCE_DATE_EPOCH="$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)}" \
+	$(GO) run ./hack/image --binary bin/image/parley --arch $$arch --version '$(VERSION)' \
+	  --revision "$$(git rev-parse --short=12 HEAD 2>/dev/null || true)" \
+	  --layout bin/image/oci --tarball bin/image/parley.tar --tag '$(IMG)'
+
 .PHONY: helm-lint
 helm-lint: ## Lint the operator's Helm chart.
 	@if [ -d charts/parley-operator ]; then $(GO) run helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) lint charts/parley-operator; else echo "no chart yet"; fi

@@ -161,8 +161,10 @@ func digest(obj map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:16]), nil
 }
 
-// contains reports whether live holds every value of desired: maps may have more keys,
-// lists must match element by element. Nil in desired is satisfied by anything, since
+// contains reports whether live holds every value of desired, as server-side apply
+// would see it: maps may have more keys (another manager's), lists of named elements may
+// have more elements (matched by name, in order), other lists must match element by
+// element. Nil in desired is satisfied by anything, since
 // apply does not send it either.
 func contains(live, desired any) bool {
 	switch d := desired.(type) {
@@ -188,6 +190,9 @@ func contains(live, desired any) bool {
 		return true
 	case []any:
 		l, ok := live.([]any)
+		if ok && namedList(d) {
+			return containsNamed(l, d)
+		}
 		if !ok || len(l) != len(d) {
 			return len(d) == 0 && live == nil
 		}
@@ -200,6 +205,52 @@ func contains(live, desired any) bool {
 	default:
 		return reflect.DeepEqual(live, desired)
 	}
+}
+
+// namedList reports whether every element of list is a map with a string "name": in the
+// kinds the operator applies those lists are associative (env, containers, volumes,
+// volumeMounts, ports, imagePullSecrets), so server-side apply merges them by key and
+// keeps the elements another field manager added.
+func namedList(list []any) bool {
+	if len(list) == 0 {
+		return false
+	}
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return false
+		}
+		if _, ok := m["name"].(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// containsNamed reports whether live holds every element of desired, matched by name and
+// in desired's order, as applying desired would leave it: elements of other names (an env
+// var added by hand) are someone else's and apply would not touch them.
+func containsNamed(live, desired []any) bool {
+	next := 0
+	for _, d := range desired {
+		name := d.(map[string]any)["name"]
+		found := false
+		for next < len(live) {
+			l, _ := live[next].(map[string]any)
+			next++
+			if l != nil && l["name"] == name {
+				if !contains(l, d) {
+					return false
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func isEmpty(v any) bool {

@@ -70,6 +70,9 @@ type ChatClusterReconciler struct {
 	// DefaultImage is the operator's own image: workloads run it unless the spec names a
 	// version or an image.
 	DefaultImage string
+	// APIReader reads the Secrets the spec names, uncached: the cache holds only the
+	// Secrets the operator made. The reconciler reads no other Secret. Client when nil.
+	APIReader client.Reader
 	// Random feeds generated secrets; crypto/rand when nil.
 	Random io.Reader
 	// MaxConcurrentReconciles is how many ChatClusters are reconciled at once (1 when
@@ -157,6 +160,11 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	outcome := "success"
 	defer func() {
+		if err != nil && ctx.Err() != nil {
+			// Cut short by the operator shutting down (or losing the lease): not a failure,
+			// and whichever operator leads next reconciles again.
+			result, err, outcome = ctrl.Result{}, nil, "canceled"
+		}
 		if err != nil {
 			outcome = "error"
 		}
@@ -166,6 +174,19 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	before := cc.Status.DeepCopy()
 	if cc.Spec.Paused {
 		outcome = "paused"
+		// Nothing is written but the status, which keeps following the children (reads
+		// only): Ready and the counts stay current. Degraded keeps what the last
+		// reconcile found, since migrations and Secrets are not checked while paused.
+		degraded := meta.FindStatusCondition(cc.Status.Conditions, chatv1alpha1.ConditionDegraded)
+		if degraded != nil {
+			degraded = degraded.DeepCopy()
+		}
+		if err := r.observe(ctx, &cc, migration{target: render.TargetImage(&cc, r.DefaultImage), running: cc.Status.Image}); err != nil {
+			return ctrl.Result{}, err
+		}
+		if degraded != nil {
+			meta.SetStatusCondition(&cc.Status.Conditions, *degraded)
+		}
 		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{
 			Type: chatv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonPaused,
 			Message: "spec.paused is true: the operator changes nothing", ObservedGeneration: cc.Generation,
@@ -180,6 +201,9 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if obsErr := r.observe(ctx, &cc, obs); obsErr != nil {
 		err = errors.Join(err, obsErr)
+	}
+	if ctx.Err() != nil {
+		return ctrl.Result{}, nil // shutting down: the errors say nothing about the cluster
 	}
 	if err != nil {
 		msg := userMessage(err)
@@ -203,7 +227,16 @@ type migration struct {
 	running string // image the workloads run after this reconcile
 	pending bool
 	failed  *batchv1.JobCondition
+	// secretsMissing describes each missing Secret or key the pods need; while there is
+	// one, neither the migration Job nor the Deployments are created or changed.
+	secretsMissing []string
+	// waitingFor names the managed database the migration Job waits for, or is empty.
+	waitingFor string
 }
+
+// secretRecheck is how often a ChatCluster waiting for a Secret looks again: the Secrets
+// users create are not watched (the cache holds only the operator's own).
+const secretRecheck = 10 * time.Second
 
 // reconcileChildren applies the plan. It returns what it learned about the migration and
 // when to reconcile again at the latest (a previous signing key to drop), or 0.
@@ -212,6 +245,20 @@ func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv
 	digests, requeue, err := r.ensureGeneratedSecrets(ctx, cc)
 	if err != nil {
 		return migration{}, 0, err
+	}
+	missing, err := r.missingSecrets(ctx, cc)
+	if err != nil {
+		return migration{}, 0, err
+	}
+	if len(missing) > 0 {
+		// Pods that cannot start are not created: apply everything but the migration Job
+		// and the Deployments (and their autoscalers), which keep what they run.
+		held := migration{target: render.TargetImage(cc, r.DefaultImage), running: cc.Status.Image, secretsMissing: missing}
+		_, err := r.applyPlan(ctx, cc, a, migration{}, digests)
+		if requeue == 0 || requeue > secretRecheck {
+			requeue = secretRecheck
+		}
+		return held, requeue, err
 	}
 	mig, err := r.migrate(ctx, cc)
 	if err != nil {
@@ -238,6 +285,14 @@ func (r *ChatClusterReconciler) applyPlan(ctx context.Context, cc *chatv1alpha1.
 			}
 			if blocked && live != nil && containerImage(live) != mig.running {
 				holdImage(d, containerImage(live))
+			}
+			if live == nil && d.Spec.Replicas == nil {
+				// An autoscaled Deployment is created at its autoscaler's minimum rather than
+				// the API server's default of one pod; the next apply hands the count off
+				// (handOffReplicas) and the autoscaler owns it from then on.
+				if a := render.WorkloadSpec(cc, d.Labels[render.LabelComponent]).Autoscaling; a != nil {
+					d.Spec.Replicas = ptr.To(max(a.MinReplicas, 1))
+				}
 			}
 		}
 		wrote, err := a.apply(ctx, cc, obj)
@@ -332,6 +387,12 @@ func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.Ch
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &job)
 	switch {
 	case apierrors.IsNotFound(err):
+		// `parley migrate` needs the database: with a managed one, the Job waits for its pod
+		// to be ready (the StatefulSet's status change triggers the next reconcile).
+		if waiting, err := r.databaseNotReady(ctx, cc); err != nil || waiting != "" {
+			m.pending, m.waitingFor = true, waiting
+			return m, err
+		}
 		// Created once and never patched: a Job's pod template is immutable, and the Job
 		// for this image is the record of its migration.
 		if err := controllerutil.SetControllerReference(cc, want, r.Scheme); err != nil {
@@ -373,6 +434,24 @@ func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.Ch
 	}
 	m.pending = true
 	return m, nil
+}
+
+// databaseNotReady names the managed PostgreSQL StatefulSet while it has no ready pod,
+// and is empty when the database is external or ready.
+func (r *ChatClusterReconciler) databaseNotReady(ctx context.Context, cc *chatv1alpha1.ChatCluster) (string, error) {
+	if cc.Spec.Postgres.Managed == nil {
+		return "", nil
+	}
+	name := render.DependencyName(cc, render.DepPostgres)
+	var sts appsv1.StatefulSet
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: name}, &sts)
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("get statefulset %s: %w", name, err)
+	}
+	if err != nil || sts.Status.ReadyReplicas < 1 {
+		return name, nil
+	}
+	return "", nil
 }
 
 // pruneMigrationJobs deletes the finished migration Jobs of other images once the
@@ -460,6 +539,41 @@ func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *
 	}
 	digests[creds.Name] = render.SecretDigest(creds)
 	return digests, requeue, nil
+}
+
+// missingSecrets reads the Secrets the spec names, and only those, and describes each
+// one or key that is missing, with the roles whose pods need it.
+func (r *ChatClusterReconciler) missingSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) ([]string, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	var out []string
+	secrets := map[string]*corev1.Secret{}
+	for _, use := range render.ReferencedSecrets(cc) {
+		s, seen := secrets[use.Secret]
+		if !seen {
+			var got corev1.Secret
+			err := reader.Get(ctx, client.ObjectKey{Namespace: cc.Namespace, Name: use.Secret}, &got)
+			switch {
+			case err == nil:
+				s = &got
+			case !apierrors.IsNotFound(err):
+				return nil, fmt.Errorf("get secret %s: %w", use.Secret, err)
+			}
+			secrets[use.Secret] = s
+		}
+		needed := " (needed by " + strings.Join(use.Roles, ", ") + ")"
+		switch {
+		case s == nil && !seen:
+			out = append(out, fmt.Sprintf("secret %s/%s not found%s", cc.Namespace, use.Secret, needed))
+		case s == nil:
+			// reported once, with its first key's roles
+		case s.Data[use.Key] == nil:
+			out = append(out, fmt.Sprintf("secret %s/%s has no key %s%s", cc.Namespace, use.Secret, use.Key, needed))
+		}
+	}
+	return out, nil
 }
 
 // tokenTTL is the access tokens' lifetime, how long a previous signing key is kept.
@@ -616,7 +730,11 @@ func conditions(f statusFacts) []metav1.Condition {
 		Type: chatv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: chatv1alpha1.ReasonAsExpected,
 		Message: "no failure", ObservedGeneration: f.generation,
 	}
-	if mig.failed != nil {
+	switch {
+	case len(mig.secretsMissing) > 0:
+		degraded.Status, degraded.Reason = metav1.ConditionTrue, chatv1alpha1.ReasonSecretMissing
+		degraded.Message = strings.Join(mig.secretsMissing, "; ")
+	case mig.failed != nil:
 		degraded.Status, degraded.Reason = metav1.ConditionTrue, chatv1alpha1.ReasonMigrationFailed
 		degraded.Message = fmt.Sprintf("migration Job to %s failed (%s: %s); the workloads stay on %s", mig.target, mig.failed.Reason, firstLine(mig.failed.Message), displayImage(mig.running))
 	}
@@ -626,6 +744,8 @@ func conditions(f statusFacts) []metav1.Condition {
 		Message: "every workload runs the current spec", ObservedGeneration: f.generation,
 	}
 	switch {
+	case mig.pending && mig.waitingFor != "":
+		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "waiting for the managed PostgreSQL StatefulSet "+mig.waitingFor+" to be ready before migrating to "+mig.target
 	case mig.pending:
 		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "waiting for the migration Job to "+mig.target
 	case len(rolling) > 0:
@@ -637,6 +757,8 @@ func conditions(f statusFacts) []metav1.Condition {
 		Message: "every workload has its desired pods available", ObservedGeneration: f.generation,
 	}
 	switch {
+	case f.image == "" && len(mig.secretsMissing) > 0:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonSecretMissing, "waiting for Secrets: "+strings.Join(mig.secretsMissing, "; ")
 	case f.image == "":
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "no migration has succeeded yet"
 	case len(notReady) > 0:

@@ -75,6 +75,9 @@ func installed(t *testing.T, c client.Client, cc *chatv1alpha1.ChatCluster) *cha
 	if err := c.Create(ctx, cc); err != nil {
 		t.Fatalf("create chatcluster: %v", err)
 	}
+	if cc.Spec.Postgres.Managed != nil {
+		databaseReady(t, c, cc)
+	}
 	finishMigration(t, c, cc, render.TargetImage(cc, operatorImage), true)
 	for _, role := range render.Workloads {
 		waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
@@ -138,6 +141,7 @@ func TestCreateMakesEveryChild(t *testing.T) {
 	if len(deps.Items) != 0 {
 		t.Fatalf("%d Deployments exist before the migration succeeded", len(deps.Items))
 	}
+	databaseReady(t, c, cc)
 	finishMigration(t, c, cc, operatorImage, true)
 	for _, role := range render.Workloads {
 		waitDeployment(t, c, cc, role, imageIs(operatorImage))
@@ -189,9 +193,10 @@ func TestCreateMakesEveryChild(t *testing.T) {
 
 	// The specs are the rendered ones: spot-check what matters most.
 	gw := waitDeployment(t, c, cc, render.RoleGateway, imageIs(operatorImage))
-	if gw.Spec.Replicas != nil && *gw.Spec.Replicas != 1 {
-		// Unset by the operator (the HPA owns it); the API server defaults it to 1.
-		t.Errorf("autoscaled gateway has replicas %d set by the operator", *gw.Spec.Replicas)
+	if got := ptr.Deref(gw.Spec.Replicas, 0); got != 2 {
+		// Created at the autoscaler's minimum (not the API server's default of 1); the
+		// HPA owns the count from then on.
+		t.Errorf("autoscaled gateway created with %d replicas, want autoscaling.minReplicas 2", got)
 	}
 	pod := gw.Spec.Template.Spec
 	ctr := pod.Containers[0]
@@ -246,7 +251,7 @@ func TestCreateMakesEveryChild(t *testing.T) {
 			return false, err
 		}
 		gw := cc.Status.Gateway
-		return gw.Ready == "0/1" && gw.Selector != "", fmt.Errorf("gateway status %+v", gw)
+		return gw.Ready == "0/2" && gw.Selector != "", fmt.Errorf("gateway status %+v", gw)
 	})
 	if d := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded); d == nil || d.Status != metav1.ConditionFalse {
 		t.Errorf("Degraded = %+v", d)
@@ -302,6 +307,155 @@ func TestReconcileThatChangesNothingWritesNothing(t *testing.T) {
 	}
 }
 
+// Fields another manager adds to an owned object (an env var by kubectl edit, a key in
+// the settings ConfigMap) are not the operator's: server-side apply leaves them, and the
+// operator, comparing as apply would, sends nothing for them either.
+func TestForeignFieldsCauseNoWrites(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "foreign"))
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}
+	settle := func() {
+		eventually(t, "a reconcile without writes", func(ctx context.Context) (bool, error) {
+			before := len(writes.in(ns))
+			if _, err := reconciler.Reconcile(ctx, req); err != nil {
+				return false, err
+			}
+			after := writes.in(ns)
+			return len(after) == before, fmt.Errorf("still writing: %v", after[before:])
+		})
+	}
+	settle()
+
+	d := waitDeployment(t, c, cc, render.RoleCore, func(*appsv1.Deployment) error { return nil })
+	d.Spec.Template.Spec.Containers[0].Env = append(d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "BY_HAND", Value: "1"})
+	if err := c.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	var settings corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "foreign-settings"}, &settings); err != nil {
+		t.Fatal(err)
+	}
+	settings.Data["BY_HAND"] = "1"
+	if err := c.Update(ctx, &settings); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's cache must have seen both edits before its reconciles count.
+	eventually(t, "the cache sees the edits", func(ctx context.Context) (bool, error) {
+		var d appsv1.Deployment
+		var cm corev1.ConfigMap
+		if err := reconciler.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "foreign-core"}, &d); err != nil {
+			return false, err
+		}
+		if err := reconciler.Client.Get(ctx, client.ObjectKeyFromObject(&settings), &cm); err != nil {
+			return false, err
+		}
+		env := d.Spec.Template.Spec.Containers[0].Env
+		return env[len(env)-1].Name == "BY_HAND" && cm.Data["BY_HAND"] == "1", nil
+	})
+	before := len(writes.in(ns))
+	for range 3 {
+		if _, err := reconciler.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := writes.in(ns); len(after) != before {
+		t.Fatalf("reconciles with foreign fields present wrote: %v", after[before:])
+	}
+}
+
+// A Secret the spec names that is missing, or lacks the key, is reported by name before
+// any pod that needs it is created; once it is there the migration runs.
+func TestMissingSecretIsReportedBeforePods(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "nosecret")
+	cc.Spec.Postgres.External.URLSecret = chatv1alpha1.SecretKeyRef{Name: "pg-app", Key: "uri"}
+	if err := c.Create(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCondition(t, c, ns, cc.Name, chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonSecretMissing)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionDegraded).Message; !strings.Contains(msg, "secret "+ns+"/pg-app not found") {
+		t.Fatalf("message %q does not name the Secret", msg)
+	}
+	jobKey := client.ObjectKey{Namespace: ns, Name: render.MigrationJobName(cc, render.TargetImage(cc, operatorImage))}
+	if err := c.Get(ctx, jobKey, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("migration Job created without its Secret: %v", err)
+	}
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pg-app"}, StringData: map[string]string{"url": "postgres://x"}}
+	if err := c.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the missing key named", func(ctx context.Context) (bool, error) {
+		cc, err := getCluster(ctx, c, ns, cc.Name)
+		if err != nil {
+			return false, err
+		}
+		d := meta.FindStatusCondition(cc.Status.Conditions, chatv1alpha1.ConditionDegraded)
+		return d != nil && d.Message == "secret "+ns+"/pg-app has no key uri (needed by migrate, core, notification, gateway)", fmt.Errorf("degraded %+v", d)
+	})
+	if err := c.Get(ctx, jobKey, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("migration Job created without its key: %v", err)
+	}
+
+	secret.StringData = map[string]string{"uri": "postgres://x"}
+	if err := c.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	finishMigration(t, c, cc, render.TargetImage(cc, operatorImage), true)
+	waitCondition(t, c, ns, cc.Name, chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+	waitDeployment(t, c, cc, render.RoleCore, func(*appsv1.Deployment) error { return nil })
+}
+
+// databaseReady plays the StatefulSet controller: it reports the managed PostgreSQL's pod
+// ready, which the migration Job waits for.
+func databaseReady(t *testing.T, c client.Client, cc *chatv1alpha1.ChatCluster) {
+	t.Helper()
+	var sts appsv1.StatefulSet
+	key := client.ObjectKey{Namespace: cc.Namespace, Name: render.DependencyName(cc, render.DepPostgres)}
+	eventually(t, "statefulset "+key.Name, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, key, &sts) == nil, nil
+	})
+	sts.Status.ObservedGeneration = sts.Generation
+	sts.Status.Replicas, sts.Status.ReadyReplicas, sts.Status.AvailableReplicas, sts.Status.CurrentReplicas, sts.Status.UpdatedReplicas = 1, 1, 1, 1, 1
+	if err := c.Status().Update(context.Background(), &sts); err != nil {
+		t.Fatalf("set statefulset status: %v", err)
+	}
+}
+
+// The migration Job waits for the managed PostgreSQL's pod to be ready.
+func TestMigrationWaitsForManagedDatabase(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := managedCluster(ns, "waitdb")
+	if err := c.Create(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCondition(t, c, ns, cc.Name, chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionProgressing).Message; !strings.Contains(msg, "waitdb-postgres") {
+		t.Fatalf("progressing %q does not say it waits for the database", msg)
+	}
+	// Reconciles after the StatefulSet exists still create no Job.
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}
+	eventually(t, "statefulset in the operator's cache", func(ctx context.Context) (bool, error) {
+		return reconciler.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "waitdb-postgres"}, &appsv1.StatefulSet{}) == nil, nil
+	})
+	if _, err := reconciler.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	jobKey := client.ObjectKey{Namespace: ns, Name: render.MigrationJobName(cc, render.TargetImage(cc, operatorImage))}
+	if err := c.Get(ctx, jobKey, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("migration Job created while PostgreSQL is not ready: %v", err)
+	}
+	databaseReady(t, c, cc)
+	finishMigration(t, c, cc, render.TargetImage(cc, operatorImage), true)
+	waitDeployment(t, c, cc, render.RoleCore, func(*appsv1.Deployment) error { return nil })
+}
+
 func TestScaleSubresourceScalesGateway(t *testing.T) {
 	c := need(t)
 	ctx := context.Background()
@@ -333,6 +487,91 @@ func TestScaleSubresourceScalesGateway(t *testing.T) {
 	})
 	if d := waitDeployment(t, c, cc, render.RoleCore, func(*appsv1.Deployment) error { return nil }); ptr.Deref(d.Spec.Replicas, 0) != 2 {
 		t.Errorf("core replicas %d changed with the gateway's", ptr.Deref(d.Spec.Replicas, 0))
+	}
+}
+
+// An autoscaled gateway's replicas are the HPA's: kubectl scale is refused with a reason
+// rather than accepted and ignored.
+func TestScaleOfAutoscaledGatewayIsRefused(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "autoscaled")
+	cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 6, TargetConnectionsPerPod: ptr.To[int32](1000)}
+	if err := c.Create(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	scale := &autoscalingv1.Scale{}
+	if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
+		t.Fatalf("get scale: %v", err)
+	}
+	scale.Spec.Replicas = 5
+	err := c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(scale))
+	if err == nil || !strings.Contains(err.Error(), "autoscaling is set") {
+		t.Fatalf("kubectl scale of an autoscaled gateway: %v, want a refusal naming autoscaling", err)
+	}
+	// Turning autoscaling off and setting replicas in one edit is fine.
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) {
+		cc.Spec.Gateway.Autoscaling = nil
+		cc.Spec.Gateway.Replicas = ptr.To[int32](3)
+	})
+}
+
+// A deleted autoscaled Deployment comes back at the autoscaler's minimum, not at the API
+// server's default of one pod, and then leaves the count to the autoscaler.
+func TestRecreatedAutoscaledDeploymentStartsAtMinimum(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := externalCluster(ns, "recreated")
+	cc.Spec.Gateway.Autoscaling = &chatv1alpha1.AutoscalingSpec{MinReplicas: 3, MaxReplicas: 6, TargetConnectionsPerPod: ptr.To[int32](1000)}
+	cc = installed(t, c, cc)
+	d := waitDeployment(t, c, cc, render.RoleGateway, func(*appsv1.Deployment) error { return nil })
+	oldUID := d.UID
+	if err := c.Delete(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	d = waitDeployment(t, c, cc, render.RoleGateway, func(d *appsv1.Deployment) error {
+		if d.UID == oldUID {
+			return fmt.Errorf("still the deleted Deployment")
+		}
+		return nil
+	})
+	if got := ptr.Deref(d.Spec.Replicas, 0); got != 3 {
+		t.Fatalf("recreated autoscaled gateway has %d replicas, want the minimum 3", got)
+	}
+	// The autoscaler then owns the count: the operator does not set it back.
+	d.Spec.Replicas = ptr.To[int32](5)
+	if err := c.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}
+	eventually(t, "a reconcile without writes", func(ctx context.Context) (bool, error) {
+		before := len(writes.in(ns))
+		if _, err := reconciler.Reconcile(ctx, req); err != nil {
+			return false, err
+		}
+		after := writes.in(ns)
+		return len(after) == before, fmt.Errorf("still writing: %v", after[before:])
+	})
+	if err := c.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+		t.Fatal(err)
+	}
+	if got := ptr.Deref(d.Spec.Replicas, 0); got != 5 {
+		t.Fatalf("replicas %d after the operator settled, want the autoscaler's 5", got)
+	}
+}
+
+// A reconcile cut short by the operator shutting down (its context canceled) is not an
+// error: controller-runtime would log it at ERROR on every clean shutdown of a leader.
+func TestShutdownIsNotAReconcileError(t *testing.T) {
+	c := need(t)
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "shutdown"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}); err != nil {
+		t.Fatalf("reconcile during shutdown returned %v", err)
 	}
 }
 
@@ -865,6 +1104,34 @@ func TestPausedChangesNothing(t *testing.T) {
 		return c.Get(ctx, client.ObjectKeyFromObject(svc), svc) == nil, nil
 	})
 	waitCondition(t, c, ns, "paused", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating)
+}
+
+// While paused the operator changes nothing but keeps observing: the status follows the
+// workloads (and says it is paused) instead of going stale.
+func TestPausedStatusStaysCurrent(t *testing.T) {
+	c := need(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	cc := installed(t, c, externalCluster(ns, "pausedstatus"))
+	updateCluster(t, c, cc, func(cc *chatv1alpha1.ChatCluster) { cc.Spec.Paused = true })
+	waitCondition(t, c, ns, cc.Name, chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonPaused)
+
+	// Play the Deployment controller: every workload's pods become available.
+	for _, role := range render.Workloads {
+		d := waitDeployment(t, c, cc, role, func(*appsv1.Deployment) error { return nil })
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, ReadyReplicas: n, AvailableReplicas: n, UpdatedReplicas: n}
+		if err := c.Status().Update(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitCondition(t, c, ns, cc.Name, chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonAllReady)
+	if got.Status.Gateway.Ready != "2/2" {
+		t.Fatalf("paused status gateway %q, want 2/2", got.Status.Gateway.Ready)
+	}
+	if p := meta.FindStatusCondition(got.Status.Conditions, chatv1alpha1.ConditionProgressing); p.Reason != chatv1alpha1.ReasonPaused {
+		t.Fatalf("progressing %+v, want Paused", p)
+	}
 }
 
 // TestRejectedChildDegradesWithoutBlockingOthers changes the storage class of a files

@@ -53,6 +53,10 @@ func TestConditions(t *testing.T) {
 			want{"True/AllWorkloadsReady", "True/Migrating", "False/AsExpected"}},
 		{"failed migration keeps serving", statusFacts{image: "parley:1", migration: migration{failed: failed, target: "parley:2", running: "parley:1"}, workloads: all(serving("core"))},
 			want{"True/AllWorkloadsReady", "False/Stable", "True/MigrationFailed"}},
+		{"secret missing before the first migration", statusFacts{migration: migration{target: "parley:1", secretsMissing: []string{"secret ns/pg not found (needed by migrate)"}}},
+			want{"False/SecretMissing", "False/Stable", "True/SecretMissing"}},
+		{"secret missing while serving", statusFacts{image: "parley:1", migration: migration{running: "parley:1", secretsMissing: []string{"secret ns/pg has no key url (needed by core)"}}, workloads: all(serving("core"))},
+			want{"True/AllWorkloadsReady", "False/Stable", "True/SecretMissing"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

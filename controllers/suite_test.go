@@ -113,6 +113,7 @@ func newManager(cfg *rest.Config, log *writeLog) (ctrl.Manager, *controllers.Cha
 	}
 	r := &controllers.ChatClusterReconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("parley-operator"),
 		DefaultImage: operatorImage,
@@ -138,6 +139,13 @@ func namespace(t *testing.T, c client.Client) string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + rand.String(8)}}
 	if err := c.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
+	}
+	// The Secrets externalCluster names: the operator holds pods back without them.
+	for _, name := range []string{"pg", "redis"} {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name}, StringData: map[string]string{"url": name + "://" + name}}
+		if err := c.Create(context.Background(), secret); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return ns.Name
 }

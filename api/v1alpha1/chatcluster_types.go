@@ -136,8 +136,10 @@ type ChatClusterSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.autoscaling.targetCPUUtilization) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))",message="autoscaling.targetCPUUtilization needs resources.requests.cpu: the utilisation is a percentage of the requested CPU"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.autoscaling) || (has(self.replicas) ? self.replicas : 2) == (has(oldSelf.replicas) ? oldSelf.replicas : 2)",message="replicas cannot change while autoscaling is set: the HorizontalPodAutoscaler sets the pod count (kubectl scale included); change autoscaling.minReplicas and maxReplicas, or remove autoscaling"
 type WorkloadSpec struct {
-	// Replicas of the workload when autoscaling is not set. The gateway's replicas are
+	// Replicas of the workload when autoscaling is not set (with autoscaling set it cannot
+	// change: the HorizontalPodAutoscaler owns the count). The gateway's replicas are
 	// also the ChatCluster's scale subresource (kubectl scale chat/NAME --replicas=N).
 	// +optional
 	// +kubebuilder:default=2
@@ -145,7 +147,9 @@ type WorkloadSpec struct {
 	// +kubebuilder:validation:Maximum=1000
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Resources of the workload's container.
+	// Resources of the workload's container. When it sets neither requests nor limits the
+	// container requests cpu 100m and memory 128Mi (notification: 50m and 64Mi), with no
+	// limits, so no pod is BestEffort.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
@@ -462,6 +466,26 @@ type IngressSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F.:]+/[0-9]{1,3}$`
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// ControllerSelector selects the ingress controller's pods, as a NetworkPolicy peer:
+	// the NetworkPolicy NAME-gateway admits them, and nothing else, to port 8080 of the
+	// gateway and core pods. A podSelector alone means pods of the ChatCluster's own
+	// namespace. Default: every pod of the namespace ingress-nginx.
+	// +optional
+	// +kubebuilder:default={namespaceSelector: {matchLabels: {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+	ControllerSelector *PeerSelector `json:"controllerSelector,omitempty"`
+}
+
+// PeerSelector selects pods, possibly in other namespaces, like a NetworkPolicy peer.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.namespaceSelector) || has(self.podSelector)",message="set namespaceSelector, podSelector or both"
+type PeerSelector struct {
+	// NamespaceSelector selects namespaces by label ({} is every namespace); the pods of
+	// the ChatCluster's namespace when unset.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// PodSelector selects pods by label in those namespaces ({} or unset: all of them).
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 }
 
 // PodTemplateSpec shapes every pod the operator creates.
@@ -562,8 +586,8 @@ const (
 	// ConditionProgressing is True while a migration or a rollout is under way, including
 	// a staged upgrade whose later workloads still run the previous image.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when something needs a human: a failed migration or a
-	// reconcile error.
+	// ConditionDegraded is True when something needs a human: a failed migration, a
+	// missing Secret or a reconcile error.
 	ConditionDegraded = "Degraded"
 )
 
@@ -578,4 +602,7 @@ const (
 	ReasonReconcileError    = "ReconcileError"
 	ReasonAsExpected        = "AsExpected"
 	ReasonPaused            = "Paused"
+	// ReasonSecretMissing: a Secret the spec names, or one of its keys, does not exist;
+	// the pods that read it and the migration Job are held back until it does.
+	ReasonSecretMissing = "SecretMissing"
 )

@@ -363,3 +363,19 @@ func TestKustomizeDefaultInstallsAgainstAPIServer(t *testing.T) {
 	}
 	create(t, c, objs)
 }
+
+// `helm template` without --kube-version renders against Helm's built-in default (v1.20):
+// the chart must not refuse it, since nothing is installed. The API server itself refuses
+// the CRD's validation rules on a cluster too old for them.
+func TestTemplateWithoutKubeVersion(t *testing.T) {
+	chrt, err := loader.Load(".")
+	if err != nil {
+		t.Fatalf("load chart: %v", err)
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun, inst.ClientOnly, inst.IncludeCRDs = true, true, true
+	inst.ReleaseName, inst.Namespace = "parley-operator", "parley-system"
+	if _, err := inst.Run(chrt, nil); err != nil {
+		t.Fatalf("helm template without --kube-version: %v", err)
+	}
+}

@@ -70,9 +70,35 @@ func parleyPods(cc *chatv1alpha1.ChatCluster) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: "parley", LabelInstance: cc.Name}}
 }
 
-// GatewayPolicy admits traffic from anywhere, but only to the HTTP port of the two
-// workloads clients talk to: the gateway (WebSocket) and core (REST API, files).
+// DefaultIngressControllerNamespace is where the ingress controller runs when
+// spec.ingress.controllerSelector is unset (ingress-nginx's own default).
+const DefaultIngressControllerNamespace = "ingress-nginx"
+
+// IngressControllerPeer is the NetworkPolicy peer of the ingress controller's pods.
+func IngressControllerPeer(ing *chatv1alpha1.IngressSpec) networkingv1.NetworkPolicyPeer {
+	sel := ing.ControllerSelector
+	if sel == nil || (sel.NamespaceSelector == nil && sel.PodSelector == nil) {
+		return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{"kubernetes.io/metadata.name": DefaultIngressControllerNamespace},
+		}}
+	}
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: sel.NamespaceSelector.DeepCopy(), PodSelector: sel.PodSelector.DeepCopy()}
+}
+
+// GatewayPolicy opens the HTTP port of the workloads clients talk to. With an Ingress,
+// the gateway (WebSocket, web client) and core (REST API, files) admit the ingress
+// controller's pods only; core also admits this ChatCluster's own pods through
+// InternalPolicy, and nothing else. Without an Ingress the gateway, reached through its
+// Service, admits anyone, and core is not opened at all.
 func GatewayPolicy(cc *chatv1alpha1.ChatCluster) *networkingv1.NetworkPolicy {
+	roles := []string{RoleGateway}
+	rule := networkingv1.NetworkPolicyIngressRule{
+		Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(HTTPPort))}},
+	}
+	if ing := cc.Spec.Ingress; ing != nil {
+		roles = append(roles, RoleCore)
+		rule.From = []networkingv1.NetworkPolicyPeer{IngressControllerPeer(ing)}
+	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: GatewayPolicyName(cc), Namespace: cc.Namespace, Labels: clusterLabels(cc)},
@@ -80,13 +106,11 @@ func GatewayPolicy(cc *chatv1alpha1.ChatCluster) *networkingv1.NetworkPolicy {
 			PodSelector: metav1.LabelSelector{
 				MatchLabels: map[string]string{LabelName: "parley", LabelInstance: cc.Name},
 				MatchExpressions: []metav1.LabelSelectorRequirement{{
-					Key: LabelComponent, Operator: metav1.LabelSelectorOpIn, Values: []string{RoleGateway, RoleCore},
+					Key: LabelComponent, Operator: metav1.LabelSelectorOpIn, Values: roles,
 				}},
 			},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(HTTPPort))}},
-			}},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{rule},
 		},
 	}
 }

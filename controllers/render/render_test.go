@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -264,5 +265,88 @@ func TestSecretChecksumRollsTheReaders(t *testing.T) {
 	rotated := render.RotatedSigningKeySecret(cc, []byte("key-two"), []byte("key-one"), time.Unix(0, 0))
 	if render.SecretDigest(rotated) == render.SecretDigest(render.SigningKeySecret(cc, []byte("key-two"))) {
 		t.Error("the previous key does not change the digest: dropping it would not roll the pods")
+	}
+}
+
+// The gateway policy opens 8080 of gateway and core to the ingress controller only (the
+// default selector or the spec's), and without an Ingress only the gateway's, to anyone:
+// core is then reachable from this ChatCluster's own pods alone (the internal policy).
+func TestGatewayPolicyAdmitsOnlyTheIngressController(t *testing.T) {
+	cc := loadCluster(t, "production")
+	p := render.GatewayPolicy(cc)
+	if len(p.Spec.Ingress) != 1 {
+		t.Fatalf("%d ingress rules, want 1", len(p.Spec.Ingress))
+	}
+	from := p.Spec.Ingress[0].From
+	if len(from) != 1 || from[0].NamespaceSelector == nil ||
+		from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil {
+		t.Fatalf("default peers %+v, want the namespace ingress-nginx", from)
+	}
+	if sel := p.Spec.PodSelector.MatchExpressions; len(sel) != 1 || strings.Join(sel[0].Values, ",") != "gateway,core" {
+		t.Fatalf("pods %+v, want gateway and core", p.Spec.PodSelector)
+	}
+
+	cc.Spec.Ingress.ControllerSelector = &chatv1alpha1.PeerSelector{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "edge"}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "traefik"}},
+	}
+	from = render.GatewayPolicy(cc).Spec.Ingress[0].From
+	if len(from) != 1 || from[0].NamespaceSelector.MatchLabels["team"] != "edge" || from[0].PodSelector.MatchLabels["app"] != "traefik" {
+		t.Fatalf("configured peers %+v", from)
+	}
+
+	cc.Spec.Ingress = nil
+	p = render.GatewayPolicy(cc)
+	if len(p.Spec.Ingress) != 1 || len(p.Spec.Ingress[0].From) != 0 {
+		t.Fatalf("without an Ingress the gateway admits anyone: %+v", p.Spec.Ingress)
+	}
+	if sel := p.Spec.PodSelector.MatchExpressions; len(sel) != 1 || strings.Join(sel[0].Values, ",") != "gateway" {
+		t.Fatalf("without an Ingress only the gateway is open, got pods %+v", p.Spec.PodSelector)
+	}
+}
+
+func TestReferencedSecrets(t *testing.T) {
+	var got []string
+	for _, u := range render.ReferencedSecrets(loadCluster(t, "production")) {
+		got = append(got, u.Secret+"/"+u.Key+" "+strings.Join(u.Roles, ","))
+	}
+	want := []string{
+		"pg-app/uri migrate,core,notification,gateway",
+		"redis/url migrate,core,notification,gateway",
+		"kafka-user/username migrate,core,notification,gateway",
+		"kafka-user/password migrate,core,notification,gateway",
+		"s3/accessKey migrate,core",
+		"s3/secretKey migrate,core",
+		"vapid/publicKey core,notification",
+		"vapid/privateKey notification",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("referenced secrets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Generated Secrets are the operator's own: never reported missing.
+	for _, u := range render.ReferencedSecrets(loadCluster(t, "minimal")) {
+		t.Errorf("minimal (managed dependencies) references %s/%s", u.Secret, u.Key)
+	}
+}
+
+// Without resources in the spec every Parley container requests the documented defaults
+// (never BestEffort); resources in the spec replace them wholesale.
+func TestDefaultResourceRequests(t *testing.T) {
+	cc := loadCluster(t, "minimal")
+	want := map[string]string{"gateway": "100m/128Mi", "core": "100m/128Mi", "notification": "50m/64Mi"}
+	for role, w := range want {
+		res := render.Deployment(cc, role, "parley:1", "", nil).Spec.Template.Spec.Containers[0].Resources
+		if got := res.Requests.Cpu().String() + "/" + res.Requests.Memory().String(); got != w || len(res.Limits) != 0 {
+			t.Errorf("%s requests %s limits %v, want %s and no limits", role, got, res.Limits, w)
+		}
+	}
+	res := render.MigrationJob(cc, "parley:1").Spec.Template.Spec.Containers[0].Resources
+	if got := res.Requests.Cpu().String() + "/" + res.Requests.Memory().String(); got != "50m/64Mi" {
+		t.Errorf("migrate requests %s", got)
+	}
+	prod := loadCluster(t, "production")
+	res = render.Deployment(prod, "gateway", "parley:1", "", nil).Spec.Template.Spec.Containers[0].Resources
+	if got := res.Requests.Cpu().String() + "/" + res.Requests.Memory().String() + "/" + res.Limits.Memory().String(); got != "500m/256Mi/512Mi" {
+		t.Errorf("the spec's resources are not used as they are: %s", got)
 	}
 }

@@ -131,7 +131,7 @@ func parleyPod(cc *chatv1alpha1.ChatCluster, role, image string, w chatv1alpha1.
 		Args:            []string{role},
 		EnvFrom:         []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: SettingsName(cc)}}}},
 		Env:             mergeEnv(parleyEnv(cc, role, w), w.Env),
-		Resources:       w.Resources,
+		Resources:       resourcesOf(role, w.Resources),
 		SecurityContext: containerSecurityContext(cc),
 		VolumeMounts:    mounts,
 	}
@@ -156,6 +156,23 @@ func parleyPod(cc *chatv1alpha1.ChatCluster, role, image string, w chatv1alpha1.
 			Volumes:                      volumes,
 		},
 	}
+}
+
+// DefaultRequests are the resource requests of a Parley container whose workload sets
+// no resources, so no pod is BestEffort (first evicted, unbounded neighbours); no limits.
+var DefaultRequests = map[string]corev1.ResourceList{
+	RoleGateway:      {corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+	RoleCore:         {corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+	RoleNotification: {corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+	RoleMigrate:      {corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+}
+
+// resourcesOf is the spec's resources, or the role's DefaultRequests when it sets none.
+func resourcesOf(role string, r corev1.ResourceRequirements) corev1.ResourceRequirements {
+	if len(r.Requests) > 0 || len(r.Limits) > 0 || len(r.Claims) > 0 {
+		return r
+	}
+	return corev1.ResourceRequirements{Requests: DefaultRequests[role].DeepCopy()}
 }
 
 func httpProbe(path string, period, failures int32) *corev1.Probe {

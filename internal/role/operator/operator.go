@@ -154,6 +154,7 @@ func Run(ctx context.Context, env cli.Env, o Options) error {
 	}
 	r := &controllers.ChatClusterReconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("parley-operator"),
 		DefaultImage: o.DefaultImage,

@@ -220,6 +220,14 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 			return true, nil
 		default:
 		}
+		// Play the StatefulSet controller: the migration Job waits for PostgreSQL's pod.
+		var sts appsv1.StatefulSet
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "watched", Name: "chat-postgres"}, &sts); err == nil && sts.Status.ReadyReplicas == 0 {
+			sts.Status.Replicas, sts.Status.ReadyReplicas = 1, 1
+			if err := c.Status().Update(ctx, &sts); err != nil && !apierrors.IsConflict(err) {
+				return false, err
+			}
+		}
 		return c.Get(ctx, jobKey, &job) == nil, nil
 	}); err != nil || stopped {
 		t.Fatalf("no migration Job on the operator's default image in the watched namespace: %v (operator exited: %t, %v)\n%s", err, stopped, exited, logs.String())
@@ -328,6 +336,12 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "starting parley operator") {
 		t.Errorf("no start log line:\n%s", logs.String())
+	}
+	// A clean run and shutdown, leader included, logs no error.
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("error logged: %s", line)
+		}
 	}
 }
 

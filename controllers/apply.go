@@ -118,7 +118,7 @@ func OwnsReplicas(d *appsv1.Deployment, manager string) bool {
 			continue
 		}
 		var fields map[string]map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			continue
 		}
 		if _, ok := fields["f:spec"]["f:replicas"]; ok {

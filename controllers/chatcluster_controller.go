@@ -476,15 +476,6 @@ func (r *ChatClusterReconciler) pruneMigrationJobs(ctx context.Context, cc *chat
 	return nil
 }
 
-func finished(job *batchv1.Job) bool {
-	for _, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
 func displayImage(image string) string {
 	if image == "" {
 		return "no workloads"

@@ -50,6 +50,8 @@ func DefaultConfig() Config {
 // RegisterFlags binds every setting.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Core.RegisterFlags(fs)
+	// Core's help says it does not use Redis; the gateway does, for everything it routes.
+	fs.Lookup("redis-url").Usage = "Redis URL: presence and the per-gateway channels (required)"
 	c.Bus.RegisterFlags(fs)
 	fs.StringVar(&c.ID, "gateway-id", c.ID, "this gateway's routing id, unique per process (the pod name)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated browser origins allowed to connect (empty: same host only)")

@@ -99,6 +99,11 @@ func shapeOf(cc *chatv1alpha1.ChatCluster, dep string) dependencyShape {
 				{Name: "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", Value: "1"},
 				{Name: "KAFKA_NUM_PARTITIONS", Value: strconv.Itoa(int(cc.Spec.Kafka.Partitions))},
 				{Name: "KAFKA_LOG_DIRS", Value: "/var/lib/kafka/data"},
+				// Parley's consumers use a 2 s session so a killed replica's partitions
+				// move in seconds (docs/protocol.md); Kafka refuses sessions under its
+				// minimum (6 s by default) and delays the first join of an empty group by 3 s.
+				{Name: "KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", Value: "1000"},
+				{Name: "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", Value: "0"},
 			},
 			ready: tcp(kafkaPort),
 		}

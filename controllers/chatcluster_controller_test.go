@@ -540,9 +540,12 @@ func TestRecreatedAutoscaledDeploymentStartsAtMinimum(t *testing.T) {
 	if got := ptr.Deref(d.Spec.Replicas, 0); got != 3 {
 		t.Fatalf("recreated autoscaled gateway has %d replicas, want the minimum 3", got)
 	}
-	// The autoscaler then owns the count: the operator does not set it back.
+	// The autoscaler then owns the count: the operator does not set it back. A merge
+	// patch, as the HPA's scale writes are: an Update would race the operator's own writes
+	// to the fresh Deployment (status, managed fields) and fail on a stale resourceVersion.
+	base := d.DeepCopy()
 	d.Spec.Replicas = ptr.To[int32](5)
-	if err := c.Update(ctx, d); err != nil {
+	if err := c.Patch(ctx, d, client.MergeFrom(base)); err != nil {
 		t.Fatal(err)
 	}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: cc.Name}}

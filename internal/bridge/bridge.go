@@ -63,7 +63,7 @@ func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]
 		// The gateway judged the sender's rate when the message arrived (Admitted): a
 		// backlog processed late is never refused for rate.
 		reqs[i] = chat.SendRequest{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, Body: m.Body,
-			Attachments: m.Attachments, Admitted: true}
+			Attachments: m.Attachments, ReplyTo: m.ReplyTo, Admitted: true}
 	}
 	results, err := c.Service.SendBatch(ctx, reqs)
 	if err != nil {
@@ -81,7 +81,7 @@ func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]
 		}
 		m := r.Message
 		out[i].Delivered = &protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
-			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
 	}
 	return out, nil
 }
@@ -121,11 +121,53 @@ func (c Chat) MessagesAfter(ctx context.Context, userID, roomID string, after in
 	out := make([]protocol.ServerFrame, 0, len(page.Messages))
 	for _, m := range page.Messages {
 		f := protocol.MessageFrame(&protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
-			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt})
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt})
 		f.Hidden = m.Hidden
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// EventsAfter replays a room's events (edits, deletions) for a reconnecting client, each
+// with its message as it is now; changes the viewer must not see come hidden, so the
+// client's events cursor still moves on.
+func (c Chat) EventsAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.ServerFrame, error) {
+	evs, err := c.Service.EventsAfter(ctx, userID, roomID, after, limit)
+	if err != nil {
+		if errors.Is(err, chat.ErrNotMember) || errors.Is(err, chat.ErrRoomNotFound) {
+			return nil, fmt.Errorf("%w: %w", gateway.ErrForbidden, err)
+		}
+		return nil, err
+	}
+	out := make([]protocol.ServerFrame, 0, len(evs))
+	for _, ev := range evs {
+		f := protocol.MessageUpdatedFrame(UpdatedEvent(ev))
+		if ev.Message.Hidden {
+			f = protocol.ServerFrame{Type: f.Type, Room: f.Room, MessageID: f.MessageID, Seq: f.Seq, Sender: f.Sender,
+				User: f.User, EventSeq: f.EventSeq, Hidden: true}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// UpdatedEvent is the bus payload of a recorded room event.
+func UpdatedEvent(ev chat.RoomEvent) *protocol.MessageUpdated {
+	m := ev.Message
+	kind := protocol.UpdateEdit
+	switch ev.Kind {
+	case chat.EventDelete:
+		kind = protocol.UpdateDelete
+	case chat.EventReact:
+		kind = protocol.UpdateReact
+	}
+	var rs []protocol.Reaction
+	for _, r := range m.Reactions {
+		rs = append(rs, protocol.Reaction{Emoji: r.Emoji, Count: r.Count, Users: r.Users})
+	}
+	return &protocol.MessageUpdated{RoomID: ev.RoomID, MessageID: ev.MessageID, Seq: m.Seq, SenderID: m.SenderID,
+		ActorID: ev.ActorID, EventSeq: ev.EventSeq, Kind: kind, Body: m.Body, Attachments: m.Attachments,
+		EditedAt: m.EditedAt, Deleted: m.Deleted, Reactions: rs, At: ev.CreatedAt}
 }
 
 // CheckMember answers the gateway's membership check before a room-scoped frame (typing,
@@ -141,6 +183,11 @@ func (c Chat) CheckMember(ctx context.Context, userID, roomID string) error {
 // Recipients are the members who did not block the actor.
 func (c Chat) Recipients(ctx context.Context, roomID, actorID string) ([]string, error) {
 	return c.Service.Recipients(ctx, roomID, actorID)
+}
+
+// PushTargets are the members whose notification level asks for a push.
+func (c Chat) PushTargets(ctx context.Context, roomID string, userIDs []string) ([]string, error) {
+	return c.Service.PushTargets(ctx, roomID, userIDs)
 }
 
 // People is what Contacts needs of the users service.
@@ -264,7 +311,13 @@ func (a Announcer) MessageStored(ctx context.Context, m chat.Message) error {
 	p := Publisher{Bus: a.Bus}
 	return p.publish(ctx, protocol.TopicMessageDelivered, m.RoomID, &protocol.MessageDelivered{
 		RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, ServerID: m.ID, Seq: m.Seq,
-		Body: m.Body, Attachments: m.Attachments, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
+		Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
+}
+
+// MessageChanged publishes chat.message_updated for an edit or a deletion made over REST.
+func (a Announcer) MessageChanged(ctx context.Context, ev chat.RoomEvent) error {
+	p := Publisher{Bus: a.Bus}
+	return p.publish(ctx, protocol.TopicMessageUpdated, ev.RoomID, UpdatedEvent(ev))
 }
 
 // ReceiptMoved publishes chat.receipt_updated for a receipt moved over REST.

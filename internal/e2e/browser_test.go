@@ -41,7 +41,7 @@ import (
 // PARLEY_UPDATE_SCREENSHOTS=1 copies the conversation screenshots to docs/images/.
 
 // browserScenarios run each against a fresh `parley dev`.
-var browserScenarios = []string{"dm", "files", "block", "group", "offline", "offline-keepalive", "security", "a11y", "scroll", "lcp", "screenshots"}
+var browserScenarios = []string{"dm", "files", "block", "group", "offline", "offline-keepalive", "security", "a11y", "scroll", "lcp", "screenshots", "conversation-actions", "search"}
 
 // scenarioTimeout bounds one node process; waits inside are 30–60 s each.
 const scenarioTimeout = 5 * time.Minute
@@ -250,7 +250,7 @@ func updateScreenshots(t *testing.T, dir string) {
 	}
 }
 
-// TestBrowserBehindIngress runs the dm scenario against core, notification and two
+// TestBrowserBehindIngress runs the dm and conversation-actions scenarios against core, notification and two
 // gateways as separate processes (PostgreSQL, Redis, in-process Kafka) behind a reverse
 // proxy routing as the Ingress the operator renders, then kills a gateway
 // mid-conversation (failover).
@@ -286,6 +286,9 @@ func TestBrowserBehindIngress(t *testing.T) {
 	t.Logf("ingress at %s: core %s, gateways %s, %s", srv.URL, core.addr, gws[0].addr, gws[1].addr)
 
 	runScenario(t, web, "dm", "ingress-dm", srv.URL, nil)
+	// Replies, edits, deletions and reactions through Kafka (chat.message_updated) and
+	// notification to two gateways, including a member's resume after being offline.
+	runScenario(t, web, "conversation-actions", "ingress-conversation-actions", srv.URL, nil)
 	runScenario(t, web, "failover", "ingress-failover", srv.URL, map[string]hookFunc{
 		"kill-gateway": ing.killBusiest,
 		"reconnected":  ing.awaitReconnect,

@@ -331,6 +331,18 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != "from bob" {
 		t.Fatalf("second push = %s (%v); alice's blocked message must not have been pushed", push.Plaintext, err)
 	}
+	// Dave mutes his DM with bob: bob's next message there is not pushed; one in the group,
+	// which dave did not mute, is.
+	if err := api.Do(ctx, "PUT", "/api/v1/rooms/"+bobDave+"/notifications", dave.Token, map[string]string{"level": "muted"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-muted", Room: bobDave, Body: "muted, no push"})
+	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == "b-muted" })
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-group", Room: daveGroup, Body: "the group is not muted"})
+	push = waitPush(t, pushService, 3)
+	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != "the group is not muted" {
+		t.Fatalf("third push = %s (%v); the message in the muted DM must not have been pushed", push.Plaintext, err)
+	}
 
 	// Kill gateway 1 without any cleanup. Alice is offline for bob once presence expires;
 	// meanwhile bob writes; alice reconnects to gateway 2 and resumes with no gap.

@@ -29,6 +29,8 @@ var (
 	ErrSelfDirect        = errors.New("cannot open a direct room with yourself")
 	ErrInvalidReceipt    = errors.New("invalid receipt")
 	ErrInvalidHistory    = errors.New("invalid history query")
+	ErrInvalidReply      = errors.New("reply_to names no message of this room")
+	ErrMessageNotFound   = errors.New("message not found")
 	ErrNotFound          = errors.New("not found") // store-level: no such row
 	ErrConflict          = errors.New("conflict")  // store-level: unique key taken
 )
@@ -51,6 +53,8 @@ type Room struct {
 	OwnerID   string    `json:"owner_id,omitempty"`
 	LastSeq   int64     `json:"last_seq"`
 	CreatedAt time.Time `json:"created_at"`
+	// LastEventSeq is the room's last event (edits, deletions) sequence number.
+	LastEventSeq int64 `json:"last_event_seq"`
 }
 
 // Member is one user's membership, receipts included.
@@ -70,6 +74,16 @@ type Message struct {
 	Body        string    `json:"body"`
 	Attachments []string  `json:"attachments"`
 	CreatedAt   time.Time `json:"created_at"`
+	// ReplyTo is the id of the message of the same room this one answers ("" for none).
+	ReplyTo string `json:"reply_to,omitempty"`
+	// EditedAt is when the body was last edited; nil when never.
+	EditedAt *time.Time `json:"edited_at,omitempty"`
+	// Deleted marks a tombstone: body and attachments are gone, the seq stays.
+	Deleted bool `json:"deleted,omitempty"`
+	// EventSeq is the room event that last changed the message (0: none).
+	EventSeq int64 `json:"event_seq,omitempty"`
+	// Reactions: each emoji with who put it there, in the order they were first used.
+	Reactions []Reaction `json:"reactions,omitempty"`
 	// Hidden is set, and Body/Attachments cleared, when the viewer blocked the sender.
 	Hidden bool `json:"hidden,omitempty"`
 }
@@ -98,6 +112,8 @@ type RoomSummary struct {
 	LastMessage *Message `json:"last_message,omitempty"`
 	Unread      int64    `json:"unread"`
 	Receipt     Receipt  `json:"receipt"`
+	// NotificationLevel is the viewer's setting for the room (all, mentions, muted).
+	NotificationLevel NotifyLevel `json:"notification_level"`
 }
 
 // HistoryQuery pages a room's messages by sequence number. Forward: the messages after
@@ -115,6 +131,9 @@ type Page struct {
 	Messages []Message `json:"messages"`
 	// HasMore says whether more messages lie in the paging direction.
 	HasMore bool `json:"has_more"`
+	// EventSeq is the room's last event seq read before the page: the page shows every
+	// change up to it, so a client replays events after it (and may see some again).
+	EventSeq int64 `json:"event_seq"`
 }
 
 // Membership is a (room, user) pair.
@@ -132,6 +151,9 @@ type Appended struct {
 // Store is the chat persistence the service needs. The memory and PostgreSQL stores
 // share one contract suite (runtime/chat/chattest).
 type Store interface {
+	// SearchStore: message search and notification levels (search.go).
+	SearchStore
+
 	// CreateDirectRoom returns the pair's room, creating it when missing; created says
 	// which. Exactly one direct room exists per unordered pair.
 	CreateDirectRoom(ctx context.Context, room Room, a, b string) (Room, bool, error)
@@ -162,6 +184,17 @@ type Store interface {
 	AppendMessages(ctx context.Context, msgs []Message) ([]Appended, error)
 	// MessagesByClientKey returns the stored messages among keys.
 	MessagesByClientKey(ctx context.Context, keys []ClientKey) (map[ClientKey]Message, error)
+	// MessagesByID returns the stored messages among ids (any room).
+	MessagesByID(ctx context.Context, ids []string) (map[string]Message, error)
+	// ChangeMessage applies one change (an edit or a deletion) to a message and records
+	// it as the room's next event, in one transaction. A change whose (actor, client id)
+	// was recorded before changes nothing and returns that event with Duplicate set; a
+	// change that changes nothing (the same body, an already deleted message) records
+	// no event and returns the message's current state with NoOp set.
+	ChangeMessage(ctx context.Context, c MessageChange) (ChangeResult, error)
+	// EventsAfter returns up to limit events of the room with EventSeq > after, oldest
+	// first, each with its message as it is now.
+	EventsAfter(ctx context.Context, roomID string, after int64, limit int) ([]RoomEvent, error)
 	History(ctx context.Context, roomID string, q HistoryQuery) (Page, error)
 
 	// AdvanceReceipt raises the member's cursor (read also raises delivered), clamped to
@@ -205,6 +238,8 @@ type Limits struct {
 	MaxMessageBytes   int     // body size in bytes
 	MessagesPerSecond float64 // per sender, with a burst of max(1, 2×rate)
 	MaxRoomMembers    int
+	// EditWindow is how long after sending a message its author may edit it; 0: always.
+	EditWindow time.Duration
 }
 
 // DefaultLimits are the role's defaults.

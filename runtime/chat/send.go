@@ -11,6 +11,9 @@ import (
 type SendRequest struct {
 	RoomID, SenderID, ClientID, Body string
 	Attachments                      []string // file ids; may be empty
+	// ReplyTo is the server id of a message of the same room this one answers; "" for
+	// none. Another room's message, or none at all, is ErrInvalidReply.
+	ReplyTo string
 	// Admitted says the sender's rate was already judged when the message was admitted
 	// (the gateway, at the time the user sent it): it is not charged again here, so a
 	// backlog processed late, in one burst, is never refused for rate.
@@ -45,6 +48,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	dupOf := make([]int, len(reqs))
 	var keys []ClientKey
 	var roomIDs []string
+	var replyIDs []string
 	seenRoom := map[string]bool{}
 	for i, r := range reqs {
 		dupOf[i] = -1
@@ -60,6 +64,10 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			results[i].Err = ErrNotMember
 			continue
 		}
+		if r.ReplyTo != "" && !validID(r.ReplyTo) {
+			results[i].Err = ErrInvalidReply
+			continue
+		}
 		k := ClientKey{r.SenderID, r.ClientID}
 		if j, ok := first[k]; ok {
 			dupOf[i] = j
@@ -70,6 +78,9 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		if !seenRoom[r.RoomID] {
 			seenRoom[r.RoomID] = true
 			roomIDs = append(roomIDs, r.RoomID)
+		}
+		if r.ReplyTo != "" {
+			replyIDs = append(replyIDs, r.ReplyTo)
 		}
 	}
 
@@ -82,6 +93,12 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	rooms, err := s.store.RoomsByID(ctx, roomIDs)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	var replied map[string]Message
+	if len(replyIDs) > 0 {
+		if replied, err = s.store.MessagesByID(ctx, replyIDs); err != nil {
+			return nil, fmt.Errorf("replied messages: %w", err)
+		}
 	}
 
 	// 3. Blocks in direct rooms: the sender is refused when a member of the room blocked
@@ -153,6 +170,14 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			results[i].Err = ErrBlocked
 			continue
 		}
+		if r.ReplyTo != "" {
+			// A reply to a message stored earlier in this same batch is not seen here:
+			// the client only learns a server id from an ack, so it cannot name one.
+			if orig, ok := replied[r.ReplyTo]; !ok || orig.RoomID != r.RoomID {
+				results[i].Err = ErrInvalidReply
+				continue
+			}
+		}
 		if err := s.checkAttachments(ctx, r); err != nil {
 			if !errors.Is(err, ErrInvalidAttachment) {
 				// Nothing is stored: give back the tokens this batch took, so its retry
@@ -178,7 +203,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		}
 		toAppend = append(toAppend, Message{
 			ID: newID(), RoomID: r.RoomID, SenderID: r.SenderID, ClientID: r.ClientID,
-			Body: r.Body, Attachments: atts, CreatedAt: now,
+			Body: r.Body, Attachments: atts, CreatedAt: now, ReplyTo: r.ReplyTo,
 		})
 		appendIdx = append(appendIdx, i)
 	}

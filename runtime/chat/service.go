@@ -457,7 +457,7 @@ func (s *Service) Rooms(ctx context.Context, userID string) ([]RoomSummary, erro
 }
 
 func hide(m *Message) {
-	m.Hidden, m.Body, m.Attachments = true, "", []string{}
+	m.Hidden, m.Body, m.Attachments, m.Reactions = true, "", []string{}, nil
 }
 
 // History pages a room's messages for a member. Messages from users the viewer blocked
@@ -470,13 +470,15 @@ func (s *Service) History(ctx context.Context, userID, roomID string, q HistoryQ
 		q.Limit = DefaultPageSize
 	}
 	q.Limit = min(q.Limit, MaxPageSize)
-	if _, err := s.memberRoom(ctx, userID, roomID); err != nil {
+	room, err := s.memberRoom(ctx, userID, roomID)
+	if err != nil {
 		return Page{}, err
 	}
 	p, err := s.store.History(ctx, roomID, q)
 	if err != nil {
 		return Page{}, fmt.Errorf("history: %w", err)
 	}
+	p.EventSeq = room.LastEventSeq
 	blocked, err := s.people.BlockedIDs(ctx, userID)
 	if err != nil {
 		return Page{}, fmt.Errorf("blocks: %w", err)
@@ -485,8 +487,37 @@ func (s *Service) History(ctx context.Context, userID, roomID string, q HistoryQ
 		if slices.Contains(blocked, p.Messages[i].SenderID) {
 			hide(&p.Messages[i])
 		}
+		filterReactions(&p.Messages[i], blocked)
 	}
 	return p, nil
+}
+
+// Message returns one message of a room for a member, as History would show it (hidden
+// when the viewer blocked its sender): clients fetch the original of a reply this way.
+func (s *Service) Message(ctx context.Context, userID, roomID, messageID string) (Message, error) {
+	if _, err := s.memberRoom(ctx, userID, roomID); err != nil {
+		return Message{}, err
+	}
+	if !validID(messageID) {
+		return Message{}, ErrMessageNotFound
+	}
+	found, err := s.store.MessagesByID(ctx, []string{messageID})
+	if err != nil {
+		return Message{}, fmt.Errorf("message: %w", err)
+	}
+	m, ok := found[messageID]
+	if !ok || m.RoomID != roomID {
+		return Message{}, ErrMessageNotFound
+	}
+	blocked, err := s.people.BlockedIDs(ctx, userID)
+	if err != nil {
+		return Message{}, fmt.Errorf("blocks: %w", err)
+	}
+	if slices.Contains(blocked, m.SenderID) {
+		hide(&m)
+	}
+	filterReactions(&m, blocked)
+	return m, nil
 }
 
 // Receipts lists every member's cursors, for members only.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"sync"
@@ -258,17 +259,17 @@ func (c *conn) writeLoop() {
 			return
 		case f := <-c.send:
 			if err := c.write(f); err != nil {
-				c.finish()
+				c.writeFailed(err)
 				return
 			}
 		case f := <-c.replay:
 			if err := c.write(f); err != nil {
-				c.finish()
+				c.writeFailed(err)
 				return
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout)); err != nil {
-				c.finish()
+				c.writeFailed(err)
 				return
 			}
 		case req := <-c.closeReq:
@@ -285,6 +286,16 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeFailed ends the connection after a failed write. A write that timed out is a
+// client that stopped reading: counted as a slow consumer, like a full queue.
+func (c *conn) writeFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.g.metrics.disconnects.WithLabelValues(string(protocol.CodeSlowConsumer)).Inc()
+	}
+	c.finish()
 }
 
 // flush writes whatever is queued, without waiting for more.
@@ -353,7 +364,7 @@ func (c *conn) handle(f protocol.ClientFrame) {
 			return
 		}
 		m := protocol.MessageSent{RoomID: f.Room, SenderID: c.user, ClientID: f.ID, Body: f.Body,
-			Attachments: f.Attachments, SentAt: time.Now().UTC()}
+			Attachments: f.Attachments, ReplyTo: f.ReplyTo, SentAt: time.Now().UTC()}
 		g.trackSend(c.user, f.ID)
 		if err := g.pub.PublishMessage(c.ctx, m); err != nil {
 			g.log.Error("publish message failed", "user", c.user, "room", f.Room, "err", err)
@@ -452,6 +463,43 @@ func (c *conn) resume(f protocol.ClientFrame) {
 		}
 		for _, m := range msgs {
 			if !c.replayFrame(m) {
+				return
+			}
+		}
+	}
+	c.resumeEvents(f)
+}
+
+// resumeEvents replays, room by room, the room events after the client's cursors: after
+// the messages, so that a change never arrives before the message it changes. Clients
+// that send no events cursors (older ones) get none.
+func (c *conn) resumeEvents(f protocol.ClientFrame) {
+	eh, ok := c.g.history.(EventHistory)
+	if !ok || len(f.Events) == 0 {
+		return
+	}
+	rooms := make([]string, 0, len(f.Events))
+	for r := range f.Events {
+		rooms = append(rooms, r)
+	}
+	sort.Strings(rooms)
+	for _, room := range rooms {
+		frames, err := eh.EventsAfter(c.ctx, c.user, room, f.Events[room], c.g.cfg.ResumeLimit)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			code, msg := protocol.CodeInternal, "room events unavailable; retry"
+			if errors.Is(err, ErrForbidden) {
+				code, msg = protocol.ErrorCode(protocol.ReasonNotMember), "not a member of room "+room
+			}
+			if !c.replayFrame(protocol.ServerFrame{Type: protocol.FrameError, Code: code, Message: msg, Ref: f.Type, Room: room}) {
+				return
+			}
+			continue
+		}
+		for _, fr := range frames {
+			if !c.replayFrame(fr) {
 				return
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,6 +65,14 @@ type History interface {
 	CheckMember(ctx context.Context, userID, roomID string) error
 }
 
+// EventHistory is what a History also implements when it can replay room events
+// (edits, deletions) after a resume's per-room events cursor.
+type EventHistory interface {
+	// EventsAfter returns up to limit message_updated frames of roomID with event_seq >
+	// after, oldest first, as userID may see them.
+	EventsAfter(ctx context.Context, userID, roomID string, after int64, limit int) ([]protocol.ServerFrame, error)
+}
+
 // Config tunes one gateway process.
 type Config struct {
 	// ID names this gateway in presence and routing; unique per process.
@@ -89,6 +98,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one write to a socket.
 	WriteTimeout time.Duration
+	// SocketSendBuffer caps the kernel's send buffer of each connection. Linux grows it
+	// to megabytes, so a client that stopped reading would absorb that much before a
+	// write blocks and WriteTimeout can fire; capped, it is dropped as a slow consumer
+	// about WriteTimeout after its own buffers fill, and its memory stays bounded.
+	SocketSendBuffer int
 	// ResumeLimit bounds the messages replayed per room on resume.
 	ResumeLimit int
 	// HeartbeatInterval refreshes presence; keep it well under the presence TTL.
@@ -110,6 +124,7 @@ func DefaultConfig() Config {
 		MessageBurst:      20,
 		PingInterval:      25 * time.Second,
 		WriteTimeout:      10 * time.Second,
+		SocketSendBuffer:  64 << 10,
 		ResumeLimit:       500,
 		HeartbeatInterval: 15 * time.Second,
 		ReconnectAfter:    time.Second,
@@ -129,6 +144,7 @@ func (c Config) withDefaults() Config {
 	}
 	orDefault(&c.PingInterval, d.PingInterval)
 	orDefault(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.SocketSendBuffer, d.SocketSendBuffer)
 	orDefault(&c.ResumeLimit, d.ResumeLimit)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.ReconnectAfter, d.ReconnectAfter)
@@ -335,6 +351,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
+	}
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(g.cfg.SocketSendBuffer)
 	}
 	c := g.newConn(ws, userID)
 	g.startMu.Lock()

@@ -62,6 +62,14 @@ var domainErrors = []struct {
 	{chat.ErrOwnerMustTransfer, http.StatusConflict, "owner_must_transfer"},
 	{chat.ErrSelfDirect, http.StatusBadRequest, "self_direct"},
 	{chat.ErrInvalidReceipt, http.StatusBadRequest, "invalid_receipt"},
+	{chat.ErrInvalidSearch, http.StatusBadRequest, "invalid_search"},
+	{chat.ErrInvalidNotifyLevel, http.StatusBadRequest, "invalid_notification_level"},
+	{chat.ErrInvalidReply, http.StatusBadRequest, "invalid_reply"},
+	{chat.ErrMessageNotFound, http.StatusNotFound, "message_not_found"},
+	{chat.ErrNotAuthor, http.StatusForbidden, "not_author"},
+	{chat.ErrEditWindow, http.StatusForbidden, "edit_window_passed"},
+	{chat.ErrMessageDeleted, http.StatusConflict, "message_deleted"},
+	{chat.ErrInvalidReaction, http.StatusBadRequest, "invalid_reaction"},
 }
 
 // classify turns an error into a response; ok is false for unexpected errors, which are

@@ -14,6 +14,14 @@ type eventLog struct {
 	mu       sync.Mutex
 	messages []chat.Message
 	receipts []chat.Receipt
+	changes  []chat.RoomEvent
+}
+
+func (e *eventLog) MessageChanged(_ context.Context, ev chat.RoomEvent) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.changes = append(e.changes, ev)
+	return nil
 }
 
 func (e *eventLog) MessageStored(_ context.Context, m chat.Message) error {

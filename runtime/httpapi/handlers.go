@@ -36,6 +36,13 @@ func (s *Server) apiRoutes() []Route {
 		{"PUT", "/api/v1/rooms/{roomID}/owner", true, s.transfer},
 		{"GET", "/api/v1/rooms/{roomID}/messages", true, s.history},
 		{"POST", "/api/v1/rooms/{roomID}/messages", true, s.sendMessage},
+		{"GET", "/api/v1/rooms/{roomID}/messages/{messageID}", true, s.message},
+		{"PATCH", "/api/v1/rooms/{roomID}/messages/{messageID}", true, s.editMessage},
+		{"DELETE", "/api/v1/rooms/{roomID}/messages/{messageID}", true, s.deleteMessage},
+		{"GET", "/api/v1/rooms/{roomID}/events", true, s.roomEvents},
+		{"POST", "/api/v1/rooms/{roomID}/messages/{messageID}/reactions", true, s.react},
+		{"PUT", "/api/v1/rooms/{roomID}/notifications", true, s.setNotifications},
+		{"GET", "/api/v1/search", true, s.search},
 		{"GET", "/api/v1/rooms/{roomID}/receipts", true, s.receipts},
 		{"POST", "/api/v1/rooms/{roomID}/receipts", true, s.advanceReceipt},
 		{"GET", "/api/v1/push/vapid-public-key", true, s.pushKey},
@@ -249,7 +256,11 @@ func (s *Server) openDirect(r *http.Request, me string) (int, any, error) {
 
 func (s *Server) room(r *http.Request, me string) (int, any, error) {
 	room, err := s.cfg.Chat.Room(r.Context(), me, r.PathValue("roomID"))
-	return http.StatusOK, room, err
+	if err != nil {
+		return 0, nil, err
+	}
+	level, err := s.cfg.Chat.NotifyLevel(r.Context(), me, room.ID)
+	return http.StatusOK, roomView{Room: room, NotificationLevel: level}, err
 }
 
 type updateRoomRequest struct {
@@ -341,6 +352,7 @@ type sendRequest struct {
 	ClientID    string   `json:"client_id"`
 	Body        string   `json:"body"`
 	Attachments []string `json:"attachments"`
+	ReplyTo     string   `json:"reply_to"`
 }
 
 type sendResponse struct {
@@ -355,6 +367,7 @@ func (s *Server) sendMessage(r *http.Request, me string) (int, any, error) {
 	}
 	m, dup, err := s.cfg.Chat.Send(r.Context(), chat.SendRequest{
 		RoomID: r.PathValue("roomID"), SenderID: me, ClientID: req.ClientID, Body: req.Body, Attachments: req.Attachments,
+		ReplyTo: req.ReplyTo,
 	})
 	if err != nil {
 		return 0, nil, err
@@ -371,6 +384,97 @@ func (s *Server) sendMessage(r *http.Request, me string) (int, any, error) {
 		}
 	}
 	return http.StatusCreated, sendResponse{Message: m}, nil
+}
+
+func (s *Server) message(r *http.Request, me string) (int, any, error) {
+	m, err := s.cfg.Chat.Message(r.Context(), me, r.PathValue("roomID"), r.PathValue("messageID"))
+	return http.StatusOK, m, err
+}
+
+type editRequest struct {
+	ClientID string `json:"client_id"`
+	Body     string `json:"body"`
+}
+
+func (s *Server) editMessage(r *http.Request, me string) (int, any, error) {
+	var req editRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	ch, err := s.cfg.Chat.EditMessage(r.Context(), chat.EditRequest{RoomID: r.PathValue("roomID"),
+		MessageID: r.PathValue("messageID"), UserID: me, ClientID: req.ClientID, Body: req.Body})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.announceChange(r, ch)
+	return http.StatusOK, ch.Message, nil
+}
+
+func (s *Server) deleteMessage(r *http.Request, me string) (int, any, error) {
+	ch, err := s.cfg.Chat.DeleteMessage(r.Context(), chat.DeleteRequest{RoomID: r.PathValue("roomID"),
+		MessageID: r.PathValue("messageID"), UserID: me})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.announceChange(r, ch)
+	return http.StatusOK, ch.Message, nil
+}
+
+// announceChange tells the room about a recorded event, even if the client hangs up now
+// (a retried or idempotent request recorded none and announces nothing).
+func (s *Server) announceChange(r *http.Request, ch chat.Change) {
+	if ch.Event == nil || s.cfg.Events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Events.MessageChanged(ctx, *ch.Event); err != nil {
+		s.cfg.Logger.Warn("announcing a message change failed", "room", ch.Event.RoomID, "err", err)
+	}
+}
+
+type reactRequest struct {
+	ClientID string `json:"client_id"`
+	Emoji    string `json:"emoji"`
+}
+
+func (s *Server) react(r *http.Request, me string) (int, any, error) {
+	var req reactRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	ch, err := s.cfg.Chat.React(r.Context(), chat.ReactRequest{RoomID: r.PathValue("roomID"),
+		MessageID: r.PathValue("messageID"), UserID: me, ClientID: req.ClientID, Emoji: req.Emoji})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.announceChange(r, ch)
+	return http.StatusOK, ch.Message, nil
+}
+
+type eventsResponse struct {
+	Events    []chat.RoomEvent `json:"events"`
+	NextAfter int64            `json:"next_after"`
+}
+
+func (s *Server) roomEvents(r *http.Request, me string) (int, any, error) {
+	after, err := queryInt(r, "after", 0, 0, math.MaxInt64)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", chat.DefaultEventPage, 1, chat.DefaultEventPage)
+	if err != nil {
+		return 0, nil, err
+	}
+	evs, err := s.cfg.Chat.EventsAfter(r.Context(), me, r.PathValue("roomID"), after, int(limit))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := eventsResponse{Events: evs, NextAfter: after}
+	if n := len(evs); n > 0 {
+		resp.NextAfter = evs[n-1].EventSeq
+	}
+	return http.StatusOK, resp, nil
 }
 
 type receiptsResponse struct {

@@ -60,6 +60,8 @@ type Config struct {
 type Events interface {
 	MessageStored(ctx context.Context, m chat.Message) error
 	ReceiptMoved(ctx context.Context, r chat.Receipt) error
+	// MessageChanged announces a recorded room event (an edit or a deletion).
+	MessageChanged(ctx context.Context, ev chat.RoomEvent) error
 }
 
 // ReadinessCheck is one condition /readyz requires.

@@ -16,7 +16,7 @@ const Group = "notification"
 
 // Topics the notifier consumes.
 func Topics() []string {
-	return []string{protocol.TopicMessageDelivered, protocol.TopicMessageRejected, protocol.TopicReceiptUpdated}
+	return []string{protocol.TopicMessageDelivered, protocol.TopicMessageRejected, protocol.TopicReceiptUpdated, protocol.TopicMessageUpdated}
 }
 
 // fetchMax and fetchLinger keep fan-out latency low: a batch is whatever arrived within
@@ -109,6 +109,8 @@ func (n *Notifier) dispatch(ctx context.Context, raw []byte) error {
 		return n.MessageRejected(ctx, p)
 	case *protocol.ReceiptUpdated:
 		return n.ReceiptUpdated(ctx, p)
+	case *protocol.MessageUpdated:
+		return n.MessageUpdated(ctx, p)
 	default:
 		return fmt.Errorf("unexpected event %s", p.EventType())
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,9 @@ type Rooms interface {
 	// Contacts are the users sharing a room with userID who did not block them, for
 	// presence.
 	Contacts(ctx context.Context, userID string) ([]string, error)
+	// PushTargets are those of userIDs whose notification level for the room asks for a
+	// Web Push for an ordinary message (all; not muted, not mentions only).
+	PushTargets(ctx context.Context, roomID string, userIDs []string) ([]string, error)
 }
 
 // Locator says which gateways hold each user's connections.
@@ -128,6 +132,25 @@ func (n *Notifier) fanOut(ctx context.Context, users []string, frame protocol.Se
 // (announcedMemory ids); a room's events all go to one consumer, so it only misses
 // when the partition moved to another process in between, and then clients deduplicate
 // on message_id as they must anyway.
+// MessageUpdated fans a changed message out to the room's members, except those who
+// blocked who changed it or its author (they see neither in real time nor in a replay).
+// At most once, like every real-time delivery: resume replays the room's events.
+func (n *Notifier) MessageUpdated(ctx context.Context, m *protocol.MessageUpdated) error {
+	recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.ActorID)
+	if err == nil && m.SenderID != m.ActorID {
+		var ofSender []string
+		if ofSender, err = n.rooms.Recipients(ctx, m.RoomID, m.SenderID); err == nil {
+			recipients = slices.DeleteFunc(recipients, func(u string) bool { return !slices.Contains(ofSender, u) })
+		}
+	}
+	if err != nil {
+		n.failed.WithLabelValues("recipients").Inc()
+		return fmt.Errorf("recipients of room %s: %w", m.RoomID, err)
+	}
+	_, err = n.fanOut(ctx, recipients, protocol.MessageUpdatedFrame(m))
+	return err
+}
+
 func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDelivered) error {
 	if n.announced.has(m.ServerID) {
 		_, err := n.fanOut(ctx, []string{m.SenderID}, protocol.AckFrame(m))
@@ -149,10 +172,18 @@ func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDeli
 	if n.pusher == nil {
 		return nil
 	}
-	for _, u := range offline {
-		if u == m.SenderID {
-			continue
-		}
+	offline = slices.DeleteFunc(offline, func(u string) bool { return u == m.SenderID })
+	if len(offline) == 0 {
+		return nil
+	}
+	targets, err := n.rooms.PushTargets(ctx, m.RoomID, offline)
+	if err != nil {
+		// The message reached every live connection; a push is a hint, not worth a retry.
+		n.failed.WithLabelValues("push").Inc()
+		n.log.Warn("notification levels unavailable; no web push", "room", m.RoomID, "err", err)
+		return nil
+	}
+	for _, u := range targets {
 		if err := n.pusher.PushMessage(ctx, u, m); err != nil {
 			n.failed.WithLabelValues("push").Inc()
 			n.log.Warn("web push failed", "user", u, "room", m.RoomID, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 type roomBook struct {
 	members map[string][]string
 	blocked map[string][]string // blocker → blocked users
+	quiet   map[string][]string // room → members whose level is not "all"
 }
 
 func (b roomBook) blocks(blocker, user string) bool {
@@ -65,6 +67,17 @@ func (b roomBook) Contacts(_ context.Context, user string) ([]string, error) {
 		out = append(out, u)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// PushTargets leaves out the members listed in quiet (muted, or mentions only).
+func (b roomBook) PushTargets(_ context.Context, room string, users []string) ([]string, error) {
+	var out []string
+	for _, u := range users {
+		if !slices.Contains(b.quiet[room], u) {
+			out = append(out, u)
+		}
+	}
 	return out, nil
 }
 
@@ -281,5 +294,37 @@ func TestOnlineContacts(t *testing.T) {
 				t.Fatalf("OnlineContacts(%s) = %v, want %v", tc.user, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMessageUpdatedSkipsBlockersOfAuthorAndActor: an edit reaches the room's members
+// except those who blocked who made it, and a deletion by someone else also skips those
+// who blocked the message's author.
+func TestMessageUpdatedSkipsBlockersOfAuthorAndActor(t *testing.T) {
+	w := newWorld(t)
+	edit := &protocol.MessageUpdated{RoomID: "group", MessageID: "m1", Seq: 3, SenderID: "bob", ActorID: "bob",
+		EventSeq: 1, Kind: protocol.UpdateEdit, Body: "hi!", At: time.Now()}
+	if err := w.n.MessageUpdated(context.Background(), edit); err != nil {
+		t.Fatal(err)
+	}
+	d := w.only(t, "gw1")
+	if d.Frame.Type != protocol.FrameMessageUpdated || d.Frame.EventSeq != 1 || d.Frame.Body != "hi!" || len(d.Users) != 2 {
+		t.Fatalf("edit delivery = %+v, want alice and bob", d)
+	}
+	if w.boxes["gw2"].waitLen(t, 1); w.boxes["gw2"].len() != 1 {
+		t.Fatal("carol (who blocked only alice) did not get bob's edit")
+	}
+	// Bob deletes alice's message: carol blocked alice, so she is not told.
+	del := &protocol.MessageUpdated{RoomID: "group", MessageID: "m2", Seq: 4, SenderID: "alice", ActorID: "bob",
+		EventSeq: 2, Kind: protocol.UpdateDelete, Deleted: true, At: time.Now()}
+	if err := w.n.MessageUpdated(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.boxes["gw1"].waitLen(t, 2); len(got) != 2 || !got[1].Frame.Deleted {
+		t.Fatalf("gw1 deliveries = %+v", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := w.boxes["gw2"].len(); n != 1 {
+		t.Fatalf("carol, who blocked alice, got %d deliveries, want only the first edit", n)
 	}
 }

@@ -134,6 +134,8 @@ func newPayload(t Type) Payload {
 		return &Receipt{}
 	case TypeReceiptUpdated:
 		return &ReceiptUpdated{}
+	case TypeMessageUpdated:
+		return &MessageUpdated{}
 	}
 	return nil
 }

@@ -16,12 +16,14 @@ const MaxAttachments = 32
 // authenticated user, set by the gateway, never by the client. The body size limit is a
 // setting of core, not of the protocol, so it is checked by core (message_too_large).
 type MessageSent struct {
-	RoomID      string    `json:"room_id"`
-	SenderID    string    `json:"sender_id"`
-	ClientID    string    `json:"client_id"`
-	Body        string    `json:"body"`
-	Attachments []string  `json:"attachments,omitempty"`
-	SentAt      time.Time `json:"sent_at"`
+	RoomID      string   `json:"room_id"`
+	SenderID    string   `json:"sender_id"`
+	ClientID    string   `json:"client_id"`
+	Body        string   `json:"body"`
+	Attachments []string `json:"attachments,omitempty"`
+	// ReplyTo is the server id of the message of the same room this one answers.
+	ReplyTo string    `json:"reply_to,omitempty"`
+	SentAt  time.Time `json:"sent_at"`
 }
 
 // EventType implements Payload.
@@ -34,6 +36,9 @@ func (m *MessageSent) Validate() error {
 	}
 	if !utf8.ValidString(m.Body) {
 		return &FieldError{Field: "body", Problem: "not valid UTF-8"}
+	}
+	if err := checkOptionalID("reply_to", m.ReplyTo); err != nil {
+		return err
 	}
 	return checkAttachments(m.Attachments)
 }
@@ -53,6 +58,7 @@ type MessageDelivered struct {
 	Seq         int64     `json:"seq"`
 	Body        string    `json:"body"`
 	Attachments []string  `json:"attachments,omitempty"`
+	ReplyTo     string    `json:"reply_to,omitempty"`
 	SentAt      time.Time `json:"sent_at"`
 	CreatedAt   time.Time `json:"created_at"`
 }
@@ -75,7 +81,18 @@ func (m *MessageDelivered) Validate() error {
 	if !utf8.ValidString(m.Body) {
 		return &FieldError{Field: "body", Problem: "not valid UTF-8"}
 	}
+	if err := checkOptionalID("reply_to", m.ReplyTo); err != nil {
+		return err
+	}
 	return checkAttachments(m.Attachments)
+}
+
+// checkOptionalID checks an id that may be absent.
+func checkOptionalID(field, id string) error {
+	if id == "" {
+		return nil
+	}
+	return checkID(field, id)
 }
 
 // MessageRejected tells the sender that core refused its message, and why. RoomID may be

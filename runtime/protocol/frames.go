@@ -53,7 +53,7 @@ func ClientFrameTypes() []FrameType {
 
 // ServerFrameTypes lists the frame types the server sends.
 func ServerFrameTypes() []FrameType {
-	return []FrameType{FrameAck, FrameMessage, FrameReceipt, FrameTypingOut, FramePresence, FrameError, FrameReconnect, FramePong}
+	return []FrameType{FrameAck, FrameMessage, FrameMessageUpdated, FrameReceipt, FrameTypingOut, FramePresence, FrameError, FrameReconnect, FramePong}
 }
 
 // ErrorCode is the code of an error frame or a close reason. Reason codes from core
@@ -98,6 +98,9 @@ type ClientFrame struct {
 	Kind        ReceiptKind      `json:"kind,omitempty"`
 	Seq         int64            `json:"seq,omitempty"`
 	Rooms       map[string]int64 `json:"rooms,omitempty"`
+	ReplyTo     string           `json:"reply_to,omitempty"` // send: the server id of the message answered
+	// Events (resume): room → last room event seq seen; the events after it follow.
+	Events map[string]int64 `json:"events,omitempty"`
 }
 
 // BadFrameError is a refused client frame: the code and message go back in an error frame.
@@ -148,6 +151,11 @@ func (f *ClientFrame) validate() error {
 		if err := checkAttachments(f.Attachments); err != nil {
 			return frameErr(CodeInvalid, "%v", err)
 		}
+		if f.ReplyTo != "" {
+			if err := checkID("reply_to", f.ReplyTo); err != nil {
+				return frameErr(CodeInvalid, "%v", err)
+			}
+		}
 	case FrameTyping:
 		return room()
 	case FrameMark:
@@ -172,6 +180,17 @@ func (f *ClientFrame) validate() error {
 				return frameErr(CodeInvalid, "rooms[%s] is negative", r)
 			}
 		}
+		if len(f.Events) > MaxResumeRooms {
+			return frameErr(CodeInvalid, "resume names %d rooms' events, at most %d", len(f.Events), MaxResumeRooms)
+		}
+		for r, seq := range f.Events {
+			if err := checkID("events key", r); err != nil {
+				return frameErr(CodeInvalid, "%v", err)
+			}
+			if seq < 0 {
+				return frameErr(CodeInvalid, "events[%s] is negative", r)
+			}
+		}
 	case FramePing:
 		if len(f.ID) > MaxIDLength {
 			return frameErr(CodeInvalid, "id longer than %d bytes", MaxIDLength)
@@ -186,30 +205,35 @@ func (f *ClientFrame) validate() error {
 
 // ServerFrame is any frame the server sends; empty fields are left out.
 type ServerFrame struct {
-	Type         FrameType `json:"type"`
-	ID           string    `json:"id,omitempty"`
-	Ref          FrameType `json:"ref,omitempty"`
-	Room         string    `json:"room,omitempty"`
-	MessageID    string    `json:"message_id,omitempty"`
-	Seq          int64     `json:"seq,omitempty"`
-	Sender       string    `json:"sender,omitempty"`
-	Body         string    `json:"body,omitempty"`
-	Attachments  []string  `json:"attachments,omitempty"`
-	Hidden       bool      `json:"hidden,omitempty"` // history: the viewer blocked the sender
-	CreatedAt    time.Time `json:"created_at,omitzero"`
-	User         string    `json:"user,omitempty"`
-	DeliveredSeq int64     `json:"delivered_seq,omitempty"`
-	ReadSeq      int64     `json:"read_seq,omitempty"`
-	Online       *bool     `json:"online,omitempty"`
-	Code         ErrorCode `json:"code,omitempty"`
-	Message      string    `json:"message,omitempty"`
-	RetryAfterMS int64     `json:"retry_after_ms,omitempty"`
+	Type         FrameType  `json:"type"`
+	ID           string     `json:"id,omitempty"`
+	Ref          FrameType  `json:"ref,omitempty"`
+	Room         string     `json:"room,omitempty"`
+	MessageID    string     `json:"message_id,omitempty"`
+	Seq          int64      `json:"seq,omitempty"`
+	Sender       string     `json:"sender,omitempty"`
+	Body         string     `json:"body,omitempty"`
+	Attachments  []string   `json:"attachments,omitempty"`
+	ReplyTo      string     `json:"reply_to,omitempty"`  // message: the server id of the message it answers
+	Hidden       bool       `json:"hidden,omitempty"`    // history: the viewer blocked the sender
+	EventSeq     int64      `json:"event_seq,omitempty"` // message_updated: the room event
+	EditedAt     *time.Time `json:"edited_at,omitempty"` // message_updated: when the body was last edited
+	Deleted      bool       `json:"deleted,omitempty"`   // message_updated: a tombstone
+	Reactions    []Reaction `json:"reactions,omitempty"` // message_updated: each emoji with who reacted
+	CreatedAt    time.Time  `json:"created_at,omitzero"`
+	User         string     `json:"user,omitempty"`
+	DeliveredSeq int64      `json:"delivered_seq,omitempty"`
+	ReadSeq      int64      `json:"read_seq,omitempty"`
+	Online       *bool      `json:"online,omitempty"`
+	Code         ErrorCode  `json:"code,omitempty"`
+	Message      string     `json:"message,omitempty"`
+	RetryAfterMS int64      `json:"retry_after_ms,omitempty"`
 }
 
 // MessageFrame is how a delivered message reaches clients.
 func MessageFrame(m *MessageDelivered) ServerFrame {
 	return ServerFrame{Type: FrameMessage, ID: m.ClientID, Room: m.RoomID, MessageID: m.ServerID, Seq: m.Seq,
-		Sender: m.SenderID, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt}
+		Sender: m.SenderID, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt, ReplyTo: m.ReplyTo}
 }
 
 // AckFrame tells the sender its message is stored.

@@ -21,7 +21,7 @@ const (
 
 // Topics lists every topic, for creating them at start.
 func Topics() []string {
-	return []string{TopicMessageSent, TopicMessageDelivered, TopicMessageRejected, TopicReceipt, TopicReceiptUpdated}
+	return []string{TopicMessageSent, TopicMessageDelivered, TopicMessageRejected, TopicReceipt, TopicReceiptUpdated, TopicMessageUpdated}
 }
 
 // Reason is why a message or a request was refused. The codes are stable strings: the

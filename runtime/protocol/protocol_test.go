@@ -27,6 +27,8 @@ func samples() map[string]Payload {
 			Reason: ReasonBlocked, Detail: "the recipient blocked you"},
 		"receipt":         &Receipt{RoomID: "room-1", UserID: "user-b", Kind: ReceiptRead, Seq: 7},
 		"receipt_updated": &ReceiptUpdated{RoomID: "room-1", UserID: "user-b", DeliveredSeq: 9, ReadSeq: 7, UpdatedAt: at},
+		"message_updated": &MessageUpdated{RoomID: "room-1", MessageID: "m-1", Seq: 7, SenderID: "user-a", ActorID: "user-a",
+			EventSeq: 2, Kind: UpdateEdit, Body: "hello, edited", EditedAt: &at, At: at},
 	}
 }
 

@@ -329,7 +329,7 @@ func serverFrameSamples() []struct {
 } {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	full := &MessageDelivered{RoomID: "r1", SenderID: "alice", ClientID: "c1", ServerID: "m1", Seq: 7,
-		Body: "hello", Attachments: []string{"f1", "f2"}, SentAt: created, CreatedAt: created}
+		Body: "hello", Attachments: []string{"f1", "f2"}, ReplyTo: "m0", SentAt: created, CreatedAt: created}
 	bare := &MessageDelivered{RoomID: "r1", SenderID: "alice", ClientID: "c2", ServerID: "m2", Seq: 8, CreatedAt: created}
 	hidden := MessageFrame(full)
 	hidden.Hidden = true // as internal/bridge replays a message of a blocked sender
@@ -343,6 +343,17 @@ func serverFrameSamples() []struct {
 		{"ack", AckFrame(full)},
 		{"message full", hidden},
 		{"message bare", MessageFrame(bare)},
+		{"message_updated edited", MessageUpdatedFrame(&MessageUpdated{RoomID: "r1", MessageID: "m1", Seq: 7, SenderID: "alice",
+			ActorID: "alice", EventSeq: 3, Kind: UpdateEdit, Body: "hello!", Attachments: []string{"f1"}, EditedAt: &created,
+			Reactions: []Reaction{{Emoji: "🎉", Count: 2, Users: []string{"bob", "carol"}}}, At: created})},
+		{"message_updated deleted", MessageUpdatedFrame(&MessageUpdated{RoomID: "r1", MessageID: "m1", Seq: 7, SenderID: "alice",
+			ActorID: "owner", EventSeq: 4, Kind: UpdateDelete, Deleted: true, At: created})},
+		{"message_updated hidden", func() ServerFrame {
+			f := MessageUpdatedFrame(&MessageUpdated{RoomID: "r1", MessageID: "m1", Seq: 7, SenderID: "alice",
+				ActorID: "alice", EventSeq: 5, Kind: UpdateEdit, At: created})
+			f.Hidden = true // as internal/bridge replays a change the viewer must not see
+			return f
+		}()},
 		{"receipt full", ServerFrame{Type: FrameReceipt, Room: "r1", User: "bob", DeliveredSeq: 9, ReadSeq: 7}},
 		{"receipt nothing read", ServerFrame{Type: FrameReceipt, Room: "r1", User: "bob", DeliveredSeq: 9}},
 		{"typing", ServerFrame{Type: FrameTypingOut, Room: "r1", User: "bob"}},
@@ -511,10 +522,10 @@ func TestSchemaClientRequiredMatchesDecoder(t *testing.T) {
 	defs := schemaDefs(t)
 	byType := frameDefs(t, defs, "ClientFrame")
 	full := map[FrameType]string{
-		FrameSend:   `{"type":"send","id":"c","room":"r","body":"hi","attachments":["f"]}`,
+		FrameSend:   `{"type":"send","id":"c","room":"r","body":"hi","attachments":["f"],"reply_to":"m"}`,
 		FrameTyping: `{"type":"typing","room":"r"}`,
 		FrameMark:   `{"type":"mark","room":"r","kind":"read","seq":3}`,
-		FrameResume: `{"type":"resume","rooms":{"r":2}}`,
+		FrameResume: `{"type":"resume","rooms":{"r":2},"events":{"r":1}}`,
 		FramePing:   `{"type":"ping","id":"p"}`,
 	}
 	for typ, name := range byType {

@@ -57,6 +57,7 @@ type Config struct {
 	MaxMessageBytes   int
 	MessagesPerSecond float64
 	MaxRoomMembers    int
+	EditWindow        time.Duration // how long after sending a message may be edited (0: always)
 	LogLevel          string
 	// MigrateSchema applies the embedded migrations at start (under the same advisory lock
 	// as parley migrate) instead of refusing a database that is behind; parley dev sets it.
@@ -93,6 +94,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest message body in bytes")
 	fs.Float64Var(&c.MessagesPerSecond, "messages-per-second", c.MessagesPerSecond, "per-user message rate (burst twice that)")
 	fs.IntVar(&c.MaxRoomMembers, "max-room-members", c.MaxRoomMembers, "largest group size")
+	fs.DurationVar(&c.EditWindow, "edit-window", c.EditWindow, "how long after sending a message its author may edit it (0: no limit)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.IntVar(&c.RegistrationsPerAddress, "registrations-per-address", c.RegistrationsPerAddress, "registrations allowed per client address per 15 minutes (429 throttled beyond)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of proxies (the ingress controller) whose X-Forwarded-For names the client, for login throttling")
@@ -113,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("--token-ttl and --refresh-ttl must be positive")
 	case c.RegistrationsPerAddress < 0:
 		return errors.New("--registrations-per-address must not be negative")
+	case c.EditWindow < 0:
+		return errors.New("--edit-window must not be negative")
 	case c.MaxMessageBytes <= 0 || c.MessagesPerSecond <= 0 || c.MaxRoomMembers < 2:
 		return errors.New("--max-message-bytes and --messages-per-second must be positive, --max-room-members at least 2")
 	}
@@ -269,7 +273,8 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		app.Close()
 		return nil, err
 	}
-	limits := chat.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MessagesPerSecond: cfg.MessagesPerSecond, MaxRoomMembers: cfg.MaxRoomMembers}
+	limits := chat.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MessagesPerSecond: cfg.MessagesPerSecond, MaxRoomMembers: cfg.MaxRoomMembers,
+		EditWindow: cfg.EditWindow}
 	if app.Chat, err = chat.NewService(chatStore, app.Users, limits, nil); err != nil {
 		app.Close()
 		return nil, err

@@ -82,6 +82,7 @@ func seqs(ms []chat.Message) []int64 {
 func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	ctx := context.Background()
 	env := func(t *testing.T) *Env { return NewEnv(t, newBackend(t), TestLimits) }
+	runSearch(t, newBackend) // search.go
 
 	t.Run("direct room: exactly one per pair, even concurrently", func(t *testing.T) {
 		e := env(t)
@@ -743,6 +744,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 			t.Fatal("alice blocked bob but he still reads her file")
 		}
 	})
+
+	runReplies(t, env)
+	runEvents(t, env, newBackend)
 
 	t.Run("recipients of an unknown room", func(t *testing.T) {
 		e := env(t)

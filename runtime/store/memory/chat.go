@@ -18,11 +18,15 @@ type Chat struct {
 	members  map[string]map[string]*memberRow // room -> user -> row
 	messages map[string][]chat.Message        // room -> by seq (index seq-1)
 	byClient map[chat.ClientKey]chat.Message
+	byID     map[string]chat.Message
+	events   map[string][]chat.RoomEvent  // room -> by event seq (index seq-1), Message unset
+	evClient map[[2]string]chat.RoomEvent // (actor, client id) -> event
 }
 
 type memberRow struct {
 	member  chat.Member
 	receipt chat.Receipt
+	level   chat.NotifyLevel // "" is chat.NotifyAll
 }
 
 // NewChat returns an empty store.
@@ -30,7 +34,8 @@ func NewChat() *Chat {
 	return &Chat{
 		rooms: map[string]*chat.Room{}, direct: map[[2]string]string{},
 		members: map[string]map[string]*memberRow{}, messages: map[string][]chat.Message{},
-		byClient: map[chat.ClientKey]chat.Message{},
+		byClient: map[chat.ClientKey]chat.Message{}, byID: map[string]chat.Message{},
+		events: map[string][]chat.RoomEvent{}, evClient: map[[2]string]chat.RoomEvent{},
 	}
 }
 
@@ -41,7 +46,70 @@ func clone(m chat.Message) chat.Message {
 	if m.Attachments == nil {
 		m.Attachments = []string{}
 	}
+	if m.EditedAt != nil {
+		at := *m.EditedAt
+		m.EditedAt = &at
+	}
+	if m.Reactions != nil {
+		rs := make([]chat.Reaction, len(m.Reactions))
+		for i, r := range m.Reactions {
+			rs[i] = chat.Reaction{Emoji: r.Emoji, Count: r.Count, Users: slices.Clone(r.Users)}
+		}
+		m.Reactions = rs
+	}
 	return m
+}
+
+// ChangeMessage implements chat.Store.
+func (s *Chat) ChangeMessage(_ context.Context, c chat.MessageChange) (chat.ChangeResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.byID[c.MessageID]
+	if !ok || cur.RoomID != c.RoomID {
+		return chat.ChangeResult{}, chat.ErrNotFound
+	}
+	cur = clone(s.messages[cur.RoomID][cur.Seq-1])
+	if c.ClientID != "" {
+		if ev, ok := s.evClient[[2]string{c.ActorID, c.ClientID}]; ok {
+			ev.Message = cur
+			return chat.ChangeResult{Event: ev, Duplicate: true}, nil
+		}
+	}
+	r := s.rooms[c.RoomID]
+	next, changed, err := chat.ApplyChange(cur, c, r.LastEventSeq+1)
+	if err != nil {
+		return chat.ChangeResult{}, err
+	}
+	if !changed {
+		return chat.ChangeResult{Event: chat.RoomEvent{RoomID: c.RoomID, MessageID: c.MessageID, Message: cur}, NoOp: true}, nil
+	}
+	r.LastEventSeq++
+	ev := chat.RoomEvent{RoomID: c.RoomID, EventSeq: r.LastEventSeq, Kind: c.Kind, MessageID: c.MessageID,
+		ActorID: c.ActorID, ClientID: c.ClientID, CreatedAt: c.At}
+	s.events[c.RoomID] = append(s.events[c.RoomID], ev)
+	if c.ClientID != "" {
+		s.evClient[[2]string{c.ActorID, c.ClientID}] = ev
+	}
+	s.messages[c.RoomID][cur.Seq-1] = next
+	s.byID[next.ID] = next
+	s.byClient[chat.ClientKey{SenderID: next.SenderID, ClientID: next.ClientID}] = next
+	ev.Message = clone(next)
+	return chat.ChangeResult{Event: ev}, nil
+}
+
+// EventsAfter implements chat.Store.
+func (s *Chat) EventsAfter(_ context.Context, roomID string, after int64, limit int) ([]chat.RoomEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := s.events[roomID]
+	lo := min(int(max(after, 0)), len(evs))
+	hi := min(lo+limit, len(evs))
+	out := []chat.RoomEvent{}
+	for _, ev := range evs[lo:hi] {
+		ev.Message = clone(s.byID[ev.MessageID])
+		out = append(out, ev)
+	}
+	return out, nil
 }
 
 func (s *Chat) addMemberLocked(roomID, userID string, at time.Time) {
@@ -219,7 +287,7 @@ func (s *Chat) RoomsOf(_ context.Context, userID string, exclude []string) ([]ch
 		if !ok {
 			continue
 		}
-		sum := chat.RoomSummary{Room: *s.rooms[roomID], Receipt: row.receipt}
+		sum := chat.RoomSummary{Room: *s.rooms[roomID], Receipt: row.receipt, NotificationLevel: row.levelOrDefault()}
 		msgs := s.messages[roomID]
 		if len(msgs) > 0 {
 			last := clone(msgs[len(msgs)-1])
@@ -266,6 +334,19 @@ func (s *Chat) MessagesByClientKey(_ context.Context, keys []chat.ClientKey) (ma
 	return out, nil
 }
 
+// MessagesByID implements chat.Store.
+func (s *Chat) MessagesByID(_ context.Context, ids []string) (map[string]chat.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]chat.Message{}
+	for _, id := range ids {
+		if m, ok := s.byID[id]; ok {
+			out[id] = clone(m)
+		}
+	}
+	return out, nil
+}
+
 // AppendMessages implements chat.Store.
 func (s *Chat) AppendMessages(_ context.Context, msgs []chat.Message) ([]chat.Appended, error) {
 	s.mu.Lock()
@@ -288,6 +369,7 @@ func (s *Chat) AppendMessages(_ context.Context, msgs []chat.Message) ([]chat.Ap
 		m.Seq = r.LastSeq
 		s.messages[m.RoomID] = append(s.messages[m.RoomID], m)
 		s.byClient[k] = m
+		s.byID[m.ID] = m
 		out[i] = chat.Appended{Message: clone(m)}
 	}
 	return out, nil

@@ -13,11 +13,13 @@ import (
 	"github.com/parleychat/parley/runtime/users"
 )
 
-// BenchmarkPersistence compares, in one run and on one database, three ways of storing
+// BenchmarkPersistence compares, in one run and on one database, four ways of storing
 // the same messages (8 group rooms, one sender per room):
 //
 //   - SendBatch: the chat service's group commit (validation, idempotency look-up,
 //     sequence reservation and COPY in one transaction per batch);
+//   - SendBatchWithoutSearchIndex: the same on a schema without the search column and
+//     its GIN index, so the two show what indexing for search costs a send;
 //   - InsertPerMessage: one auto-committed statement per message that takes the next
 //     sequence number and inserts (what a consumer without batching does);
 //   - CopyFrom: a bare COPY of pre-numbered rows per batch, no checks (the floor).
@@ -40,11 +42,16 @@ func BenchmarkPersistence(b *testing.B) {
 			})
 		}
 		run("SendBatch", benchSendBatch)
+		run("SendBatchWithoutSearchIndex", benchSendBatchWithoutSearch)
 		run("InsertPerMessage", benchInsertPerMessage)
 		run("CopyFrom", benchCopyFrom)
 		if perMsg["SendBatch"] > 0 && perMsg["InsertPerMessage"] > 0 && perMsg["CopyFrom"] > 0 {
 			b.Logf("batch=%d: SendBatch is %.1fx faster than one INSERT per message; raw CopyFrom is %.1fx faster than SendBatch",
 				batch, perMsg["InsertPerMessage"]/perMsg["SendBatch"], perMsg["SendBatch"]/perMsg["CopyFrom"])
+		}
+		if perMsg["SendBatch"] > 0 && perMsg["SendBatchWithoutSearchIndex"] > 0 {
+			b.Logf("batch=%d: the search index (generated tsvector + GIN) costs %.2fx per message (%.1f µs with, %.1f µs without)",
+				batch, perMsg["SendBatch"]/perMsg["SendBatchWithoutSearchIndex"], perMsg["SendBatch"]/1e3, perMsg["SendBatchWithoutSearchIndex"]/1e3)
 		}
 	}
 }
@@ -90,6 +97,15 @@ func benchSendBatch(b *testing.B, pool *pgxpool.Pool, roomIDs []string, batch in
 			b.Fatalf("result %+v", res[0])
 		}
 	}
+}
+
+// benchSendBatchWithoutSearch is SendBatch on a schema without the search column and
+// its GIN index (migration 0005), to measure what indexing costs a send.
+func benchSendBatchWithoutSearch(b *testing.B, pool *pgxpool.Pool, roomIDs []string, batch int) {
+	if _, err := pool.Exec(context.Background(), `ALTER TABLE messages DROP COLUMN body_tsv`); err != nil {
+		b.Fatal(err)
+	}
+	benchSendBatch(b, pool, roomIDs, batch)
 }
 
 func benchInsertPerMessage(b *testing.B, pool *pgxpool.Pool, roomIDs []string, batch int) {

@@ -140,7 +140,7 @@ describe('Controller', () => {
     expect(FakeWS.all.length).toBeGreaterThan(1);
     second.open();
     expect(second.sent.slice(0, 3)).toEqual([
-      { type: 'resume', rooms: { [ROOM]: 3 } },
+      { type: 'resume', rooms: { [ROOM]: 3 }, events: { [ROOM]: 0 } },
       { type: 'send', id: c1, room: ROOM, body: 'first' },
       { type: 'send', id: c2, room: ROOM, body: 'second' },
     ]);

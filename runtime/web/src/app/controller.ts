@@ -2,7 +2,7 @@
 // functions in src/state, and is the only place with side effects. The UI reads
 // `store` and calls the methods here.
 import type { components } from '../gen/api';
-import type { MessageFrame, ServerFrame } from '../gen/frames';
+import type { MessageFrame, MessageUpdatedFrame, ServerFrame } from '../gen/frames';
 import { Auth, createApi, ok, ApiError, sessionHint, type Api, type User } from '../api/http';
 import { Socket, wsUrl, type ConnState, type WsCtor } from '../api/ws';
 import { uploadFile, type FileMeta } from '../api/upload';
@@ -14,6 +14,12 @@ import { applyReceipt, type RoomCursors } from '../state/receipts';
 import { typingEvent, stopTyping, pruneTyping, shouldSendTyping, type Typing } from '../state/typing';
 
 type Message = components['schemas']['Message'];
+export type SearchHit = components['schemas']['SearchHit'];
+export interface SearchPage {
+  hits: SearchHit[];
+  /** Cursor of the next page; empty on the last. */
+  next: string;
+}
 type Room = components['schemas']['Room'];
 
 export interface Upload {
@@ -54,6 +60,12 @@ export interface AppState {
   uploads: readonly Upload[];
   notices: readonly Notice[];
   pushAvailable: boolean | null;
+  /** Originals of replies fetched because they were not loaded, by server id; null: the room holds no such message. */
+  quoted: Readonly<Record<string, M.Msg | null>>;
+  /** Emoji I reacted with lately, most recent first. */
+  recentEmoji: readonly string[];
+  /** A message to show once its room is open (a search result): the conversation reveals it, scrolls to it and flashes it. */
+  jumpRequest: { roomId: string; serverId: string } | null;
 }
 
 const initial: AppState = {
@@ -77,7 +89,19 @@ const initial: AppState = {
   uploads: [],
   notices: [],
   pushAvailable: null,
+  quoted: {},
+  recentEmoji: loadRecentEmoji(),
+  jumpRequest: null,
 };
+
+function loadRecentEmoji(): string[] {
+  try {
+    const v: unknown = JSON.parse(globalThis.localStorage?.getItem('parley.recentEmoji') ?? '[]');
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(0, 8) : [];
+  } catch {
+    return [];
+  }
+}
 
 const SEND_TIMEOUT_MS = 15_000;
 
@@ -99,6 +123,44 @@ function fromMessage(m: Message, roomId: string): M.StoredInput | null {
     attachments: m.attachments,
     createdAt: m.created_at ?? '',
     hidden: m.hidden,
+    ...(m.reply_to ? { replyTo: m.reply_to } : {}),
+    ...(m.edited_at ? { editedAt: m.edited_at } : {}),
+    ...(m.deleted ? { deleted: true } : {}),
+    ...(m.event_seq ? { eventSeq: m.event_seq } : {}),
+    ...(m.reactions?.length ? { reactions: m.reactions.map(toReaction) } : {}),
+  };
+}
+
+function toReaction(r: { emoji?: string; count?: number; users?: string[] }): M.Reaction {
+  return { emoji: r.emoji ?? '', count: r.count ?? r.users?.length ?? 0, users: r.users ?? [] };
+}
+
+/** A message's state as an update (the answer to an edit or a deletion). */
+function updateOf(m: Message): M.UpdateInput | null {
+  if (!m.seq || !m.id || !m.event_seq) return null;
+  return {
+    serverId: m.id,
+    seq: m.seq,
+    eventSeq: m.event_seq,
+    ...(m.body ? { body: m.body } : {}),
+    ...(m.attachments?.length ? { attachments: m.attachments } : {}),
+    ...(m.edited_at ? { editedAt: m.edited_at } : {}),
+    ...(m.deleted ? { deleted: true } : {}),
+    ...(m.reactions?.length ? { reactions: m.reactions.map(toReaction) } : {}),
+  };
+}
+
+function updateOfFrame(f: MessageUpdatedFrame): M.UpdateInput {
+  return {
+    serverId: f.message_id,
+    seq: f.seq,
+    eventSeq: f.event_seq,
+    ...(f.body ? { body: f.body } : {}),
+    ...(f.attachments?.length ? { attachments: f.attachments } : {}),
+    ...(f.edited_at ? { editedAt: f.edited_at } : {}),
+    ...(f.deleted ? { deleted: true } : {}),
+    ...(f.hidden ? { hidden: true } : {}),
+    ...(f.reactions?.length ? { reactions: f.reactions.map(toReaction) } : {}),
   };
 }
 
@@ -113,6 +175,7 @@ function fromFrame(f: MessageFrame): M.StoredInput {
     attachments: f.attachments,
     createdAt: f.created_at,
     hidden: f.hidden ?? false,
+    ...(f.reply_to ? { replyTo: f.reply_to } : {}),
   };
 }
 
@@ -428,6 +491,39 @@ export class Controller {
     this.store.set((s) => ({ me, users: { ...s.users, [me.id ?? '']: me } }));
   }
 
+  // ---------------------------------------------------------------- search and notification levels
+
+  /** One page of search results (GET /search); cursor continues a previous page. */
+  async search(q: string, opts: { room?: string; cursor?: string } = {}): Promise<SearchPage> {
+    const query: { q: string; limit: number; room?: string; cursor?: string } = { q, limit: 20 };
+    if (opts.room) query.room = opts.room;
+    if (opts.cursor) query.cursor = opts.cursor;
+    const data = await ok(this.api.GET('/api/v1/search', { params: { query } }));
+    for (const h of data.hits) if (h.message.sender_id) this.ensureUser(h.message.sender_id);
+    return { hits: data.hits, next: data.next_cursor ?? '' };
+  }
+
+  /** Opens a room at one of its messages (a search hit). */
+  openAt(roomId: string, serverId: string) {
+    this.store.set({ jumpRequest: { roomId, serverId } });
+    location.hash = '#/room/' + encodeURIComponent(roomId);
+  }
+
+  /** The conversation takes the jump request meant for it, once. */
+  takeJump(roomId: string): string | null {
+    const j = this.s.jumpRequest;
+    if (!j || j.roomId !== roomId) return null;
+    this.store.set({ jumpRequest: null });
+    return j.serverId;
+  }
+
+  async setNotificationLevel(roomId: string, level: R.NotifyLevel) {
+    const data = await ok(
+      this.api.PUT('/api/v1/rooms/{roomID}/notifications', { params: { path: { roomID: roomId } }, body: { level } }),
+    );
+    this.store.set((s) => ({ rooms: R.setLevel(s.rooms, roomId, data.level) }));
+  }
+
   // ---------------------------------------------------------------- conversation
 
   openRoom(id: string | null) {
@@ -493,6 +589,7 @@ export class Controller {
       const data = await ok(
         this.api.GET('/api/v1/rooms/{roomID}/messages', { params: { path: { roomID: roomId }, query: { limit: 50 } } }),
       );
+      if (!this.s.timelines[roomId]?.loaded) this.setTimeline(roomId, (t) => M.startEvents(t, data.event_seq ?? 0));
       this.pageIn(roomId, data.messages ?? [], 'latest');
     } catch (e) {
       this.fail(e);
@@ -522,6 +619,128 @@ export class Controller {
     }
   }
 
+  private applyUpdate(roomId: string, u: M.UpdateInput) {
+    this.setTimeline(roomId, (t) => M.applyUpdate(t, u));
+    // The room list's preview follows an edit or a deletion of the last message.
+    const last = this.s.rooms[roomId]?.last;
+    if (last && last.seq === u.seq && !u.hidden && (u.deleted || (u.body ?? '') !== last.body)) {
+      this.store.set((s) => ({
+        rooms: R.noteMessage(
+          s.rooms,
+          roomId,
+          { ...last, body: u.deleted ? 'Message deleted' : (u.body ?? ''), attachments: u.deleted ? 0 : (u.attachments?.length ?? 0) },
+          this.meId,
+          true,
+        ),
+      }));
+    }
+    const q = this.s.quoted[u.serverId];
+    if (q && !u.hidden && u.eventSeq > (q.eventSeq ?? 0)) {
+      const t = M.applyUpdate(M.mergeStored(M.emptyTimeline, [{ ...q, seq: q.seq ?? u.seq, serverId: u.serverId }]), u);
+      const next = t.stored[0];
+      if (next) this.store.set((s) => ({ quoted: { ...s.quoted, [u.serverId]: next } }));
+    }
+  }
+
+  /** Edits my message's body; the room sees it through a message_updated frame. */
+  async editMessage(roomId: string, serverId: string, body: string) {
+    const text = body.replace(/\s+$/u, '');
+    try {
+      const m = await ok(
+        this.api.PATCH('/api/v1/rooms/{roomID}/messages/{messageID}', {
+          params: { path: { roomID: roomId, messageID: serverId } },
+          body: { client_id: newClientId(), body: text },
+        }),
+      );
+      const u = updateOf(m);
+      if (u) this.applyUpdate(roomId, u);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Toggles my reaction on a message; remembers the emoji as recently used. */
+  async react(roomId: string, serverId: string, emoji: string) {
+    this.store.set((s) => ({ recentEmoji: M.noteRecent(s.recentEmoji, emoji) }));
+    try {
+      localStorage.setItem('parley.recentEmoji', JSON.stringify(this.s.recentEmoji));
+    } catch {
+      // private mode: recent emoji last for this session only
+    }
+    try {
+      const m = await ok(
+        this.api.POST('/api/v1/rooms/{roomID}/messages/{messageID}/reactions', {
+          params: { path: { roomID: roomId, messageID: serverId } },
+          body: { client_id: newClientId(), emoji },
+        }),
+      );
+      const u = updateOf(m);
+      if (u) this.applyUpdate(roomId, u);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Deletes a message for everyone. */
+  async deleteMessage(roomId: string, serverId: string) {
+    try {
+      const m = await ok(
+        this.api.DELETE('/api/v1/rooms/{roomID}/messages/{messageID}', { params: { path: { roomID: roomId, messageID: serverId } } }),
+      );
+      const u = updateOf(m);
+      if (u) this.applyUpdate(roomId, u);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private quoteInflight = new Set<string>();
+
+  /** Fetches the original of a reply that is not loaded (shown as a quote). */
+  async fetchQuoted(roomId: string, serverId: string) {
+    if (this.quoteInflight.has(serverId) || serverId in this.s.quoted || M.findByServerId(this.s.timelines[roomId], serverId)) return;
+    this.quoteInflight.add(serverId);
+    try {
+      const { data, response } = await this.api.GET('/api/v1/rooms/{roomID}/messages/{messageID}', {
+        params: { path: { roomID: roomId, messageID: serverId } },
+      });
+      let got: M.Msg | null = null;
+      if (data) {
+        const input = fromMessage(data, roomId);
+        if (input) {
+          got = M.mergeStored(M.emptyTimeline, [input]).stored[0] ?? null;
+          this.ensureUser(input.senderId);
+        }
+      } else if (response.status !== 404) return; // try again next time it is shown
+      this.store.set((s) => ({ quoted: { ...s.quoted, [serverId]: got } }));
+    } catch {
+      // offline: the quote says it is loading and is asked for again when shown again
+    } finally {
+      this.quoteInflight.delete(serverId);
+    }
+  }
+
+  /**
+   * Makes the message with this server id part of the loaded timeline (loading older pages
+   * down to it) and returns its seq, or null when the room holds no such message.
+   */
+  async reveal(roomId: string, serverId: string): Promise<number | null> {
+    let seq = M.findByServerId(this.s.timelines[roomId], serverId)?.seq;
+    if (seq !== undefined) return seq;
+    await this.fetchQuoted(roomId, serverId);
+    const target = this.s.quoted[serverId]?.seq;
+    if (target === undefined) return null;
+    for (let i = 0; i < 100; i++) {
+      const t = this.s.timelines[roomId];
+      const first = t?.stored[0]?.seq;
+      if (!t || first === undefined || first <= target || !t.hasMoreBefore) break;
+      if (this.s.loadingOlder[roomId]) await new Promise((r) => setTimeout(r, 50));
+      else await this.loadOlder(roomId);
+    }
+    seq = M.findByServerId(this.s.timelines[roomId], serverId)?.seq;
+    return seq ?? null;
+  }
+
   /** Loads the page before the oldest loaded message. */
   async loadOlder(roomId: string) {
     const t = this.s.timelines[roomId];
@@ -547,12 +766,14 @@ export class Controller {
     if (g !== null) void this.fetchAfter(roomId, g);
   }
 
-  send(roomId: string, body: string, attachments: string[] = []) {
+  send(roomId: string, body: string, attachments: string[] = [], replyTo?: string) {
     const text = body.replace(/\s+$/u, '');
     if (!text.trim() && attachments.length === 0) return;
     const clientId = newClientId();
     const at = new Date().toISOString();
-    this.setTimeline(roomId, (t) => M.addPending(t, { clientId, senderId: this.meId, roomId, body: text, attachments, createdAt: at }));
+    this.setTimeline(roomId, (t) =>
+      M.addPending(t, { clientId, senderId: this.meId, roomId, body: text, attachments, createdAt: at, ...(replyTo ? { replyTo } : {}) }),
+    );
     this.store.set((s) => ({
       rooms: R.noteMessage(
         s.rooms,
@@ -574,6 +795,7 @@ export class Controller {
       room: roomId,
       body: m.body,
       ...(m.attachments.length ? { attachments: [...m.attachments] } : {}),
+      ...(m.replyTo ? { reply_to: m.replyTo } : {}),
     });
     clearTimeout(this.sendTimers.get(clientId));
     if (sent) {
@@ -658,7 +880,8 @@ export class Controller {
   private onOpen() {
     // Resume every loaded room from its last contiguous sequence.
     const rooms = M.resumePoints(this.s.timelines);
-    if (Object.keys(rooms).length > 0) this.socket.send({ type: 'resume', rooms });
+    const events = M.eventPoints(this.s.timelines);
+    if (Object.keys(rooms).length > 0) this.socket.send({ type: 'resume', rooms, events });
     // Re-send what was never acked, with the same client ids: the server deduplicates.
     for (const [roomId, t] of Object.entries(this.s.timelines)) for (const m of M.unsent(t)) this.transmit(roomId, m.clientId);
     this.pendingDelivered.clear();
@@ -695,6 +918,10 @@ export class Controller {
             ),
           }));
         this.checkGap(f.room);
+        break;
+      }
+      case 'message_updated': {
+        this.applyUpdate(f.room, updateOfFrame(f));
         break;
       }
       case 'message': {

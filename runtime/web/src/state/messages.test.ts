@@ -258,3 +258,100 @@ describe('property: any order, any repeats, same timeline', () => {
     }
   });
 });
+
+describe('replies', () => {
+  it('keeps reply_to through pending, ack, live frames and pages', () => {
+    let t = M.applyPage(M.emptyTimeline, [stored(1)], 'latest');
+    t = M.addPending(t, { clientId: 'c9', senderId: ME, roomId: ROOM, body: 'answer', attachments: [], createdAt: 'x', replyTo: 's1' });
+    expect(t.pending[0]!.replyTo).toBe('s1');
+    t = M.applyAck(t, { clientId: 'c9', senderId: ME, roomId: ROOM, seq: 2, serverId: 's2', createdAt: 'y' });
+    expect(t.pending).toHaveLength(0);
+    expect(t.stored[1]!.replyTo).toBe('s1');
+    // The same message again from a page: nothing changes.
+    const again = M.mergeStored(t, [stored(2, ME, { clientId: 'c9', serverId: 's2', body: 'answer', createdAt: 'y', replyTo: 's1' })]);
+    expect(again).toBe(t);
+  });
+
+  it('quotes the loaded original, a fetched one, or says it is gone', () => {
+    const t = M.applyPage(M.emptyTimeline, [stored(5), stored(6, 'u3', { replyTo: 's5' })], 'latest');
+    expect(M.quoteOf(t, {}, 's5')).toMatchObject({ kind: 'loaded', msg: { seq: 5, body: 'm5' } });
+    expect(M.quoteOf(t, {}, 's1')).toEqual({ kind: 'missing' });
+    const fetched = M.mergeStored(M.emptyTimeline, [stored(1)]).stored[0]!;
+    expect(M.quoteOf(t, { s1: fetched }, 's1')).toMatchObject({ kind: 'loaded', msg: { seq: 1 } });
+    expect(M.quoteOf(t, { s1: null }, 's1')).toEqual({ kind: 'gone' });
+    // Once loaded in the timeline, the timeline's copy wins over a fetched one.
+    const t2 = M.applyPage(t, [stored(1, 'u2', { body: 'newer' })], 'before');
+    expect(M.quoteOf(t2, { s1: fetched }, 's1')).toMatchObject({ kind: 'loaded', msg: { body: 'newer' } });
+  });
+});
+
+describe('room events (edits, deletions)', () => {
+  const upd = (seq: number, eventSeq: number, extra: Partial<M.UpdateInput> = {}): M.UpdateInput => ({
+    serverId: `s${seq}`,
+    seq,
+    eventSeq,
+    body: `m${seq} v${eventSeq}`,
+    ...extra,
+  });
+
+  it('applies updates in event order, whatever order they arrive in, and idempotently', () => {
+    const base = M.startEvents(M.applyPage(M.emptyTimeline, [stored(1), stored(2)], 'latest'), 0);
+    const ups = [upd(1, 1), upd(2, 2), upd(1, 3, { editedAt: 'e3' }), upd(2, 4, { deleted: true, body: undefined })];
+    const r = rng(7);
+    let want: M.Timeline | undefined;
+    for (let round = 0; round < 30; round++) {
+      let t = base;
+      const ops = shuffle([...ups, ...ups.slice(0, 2)], r);
+      for (const u of ops) t = M.applyUpdate(t, u);
+      expect(t.stored[0]).toMatchObject({ body: 'm1 v3', editedAt: 'e3', eventSeq: 3 });
+      expect(t.stored[1]).toMatchObject({ body: '', deleted: true, attachments: [], eventSeq: 4 });
+      expect(t.events).toBe(4);
+      expect(t.eventsAhead).toEqual([]);
+      if (want) expect(t.stored).toEqual(want.stored);
+      want = t;
+    }
+  });
+
+  it('keeps an update for a message not loaded yet and applies it when it loads', () => {
+    let t = M.startEvents(M.applyPage(M.emptyTimeline, [stored(10)], 'latest'), 5);
+    t = M.applyUpdate(t, upd(3, 6, { deleted: true, body: undefined }));
+    expect(t.updates['s3']).toBeDefined();
+    expect(t.events).toBe(6);
+    t = M.applyPage(t, [stored(3)], 'before');
+    expect(t.stored[0]).toMatchObject({ seq: 3, deleted: true, body: '' });
+    expect(t.updates['s3']).toBeUndefined();
+    // A page older than the applied event does not undo it; a newer state does win.
+    t = M.mergeStored(t, [stored(3)]);
+    expect(t.stored[0]).toMatchObject({ deleted: true });
+  });
+
+  it('moves the events cursor over contiguous events only; hidden ones count', () => {
+    let t = M.startEvents(M.applyPage(M.emptyTimeline, [stored(1)], 'latest'), 2);
+    t = M.applyUpdate(t, upd(1, 5));
+    expect(t.events).toBe(2);
+    expect(t.eventsAhead).toEqual([5]);
+    t = M.applyUpdate(t, upd(1, 3, { hidden: true }));
+    t = M.applyUpdate(t, upd(1, 4));
+    expect(t.events).toBe(5);
+    expect(t.stored[0]).toMatchObject({ body: 'm1 v5', eventSeq: 5 });
+    expect(M.eventPoints({ r1: t })).toEqual({ r1: 5 });
+  });
+});
+
+describe('reactions', () => {
+  it('takes the summary of the newest event, hides people I blocked, remembers recent emoji', () => {
+    let t = M.startEvents(M.applyPage(M.emptyTimeline, [stored(1)], 'latest'), 0);
+    const r1 = [{ emoji: '🎉', count: 2, users: ['u2', 'me'] }];
+    const r2 = [{ emoji: '🎉', count: 1, users: ['u2'] }, { emoji: '👍', count: 1, users: ['u3'] }];
+    t = M.applyUpdate(t, { serverId: 's1', seq: 1, eventSeq: 2, body: 'm1', reactions: r2 });
+    t = M.applyUpdate(t, { serverId: 's1', seq: 1, eventSeq: 1, body: 'm1', reactions: r1 }); // older: ignored
+    expect(t.stored[0]!.reactions).toEqual(r2);
+    expect(M.visibleReactions(r1, {}, 'me')).toEqual([{ emoji: '🎉', count: 2, mine: true }]);
+    expect(M.visibleReactions(r2, { u3: true }, 'me')).toEqual([{ emoji: '🎉', count: 1, mine: false }]);
+    // A deletion drops the reactions with the body.
+    t = M.applyUpdate(t, { serverId: 's1', seq: 1, eventSeq: 3, deleted: true });
+    expect(t.stored[0]!.reactions).toBeUndefined();
+    expect(M.noteRecent(['👍', '🎉'], '🎉')).toEqual(['🎉', '👍']);
+    expect(M.noteRecent(['1', '2', '3'], '4', 3)).toEqual(['4', '1', '2']);
+  });
+});

@@ -5,6 +5,12 @@
 
 export type MsgStatus = 'sending' | 'sent' | 'failed';
 
+export interface Reaction {
+  emoji: string;
+  count: number;
+  users: readonly string[];
+}
+
 export interface Msg {
   /** The sender's client id (idempotency key); with senderId it identifies a message. */
   clientId: string;
@@ -17,6 +23,16 @@ export interface Msg {
   attachments: string[];
   createdAt: string;
   hidden: boolean;
+  /** Server id of the message of the same room this one answers. */
+  replyTo?: string;
+  /** When the body was last edited. */
+  editedAt?: string;
+  /** Deleted for everyone: a tombstone (no body, no attachments). */
+  deleted?: boolean;
+  /** The room event that last changed this message (0/absent: none): updates apply only above it. */
+  eventSeq?: number;
+  /** Each emoji with who reacted, in the order the emoji were first used. */
+  reactions?: readonly Reaction[];
   status: MsgStatus;
   /** Error code of a failed send. */
   error?: string;
@@ -33,6 +49,25 @@ export interface StoredInput {
   attachments?: string[];
   createdAt: string;
   hidden?: boolean;
+  replyTo?: string;
+  editedAt?: string;
+  deleted?: boolean;
+  eventSeq?: number;
+  reactions?: readonly Reaction[];
+}
+
+/** A room event's new state of a message (a message_updated frame, or an edit/delete answer). */
+export interface UpdateInput {
+  serverId: string;
+  seq: number;
+  eventSeq: number;
+  body?: string;
+  attachments?: string[];
+  editedAt?: string;
+  deleted?: boolean;
+  reactions?: readonly Reaction[];
+  /** The viewer may not see this change: it only moves the events cursor. */
+  hidden?: boolean;
 }
 
 export interface Timeline {
@@ -46,9 +81,24 @@ export interface Timeline {
   loaded: boolean;
   /** More history before stored[0]. */
   hasMoreBefore: boolean;
+  /** Room events cursor: every event up to it is applied (resume asks for those after it). */
+  events: number;
+  /** Event seqs above `events` already applied (a gap before them keeps the cursor back). */
+  eventsAhead: readonly number[];
+  /** Updates of messages not loaded yet, by server id: applied when the message loads. */
+  updates: Readonly<Record<string, UpdateInput>>;
 }
 
-export const emptyTimeline: Timeline = { stored: [], pending: [], contiguous: 0, loaded: false, hasMoreBefore: true };
+export const emptyTimeline: Timeline = {
+  stored: [],
+  pending: [],
+  contiguous: 0,
+  loaded: false,
+  hasMoreBefore: true,
+  events: 0,
+  eventsAhead: [],
+  updates: {},
+};
 
 export function msgKey(m: Pick<Msg, 'senderId' | 'clientId'>): string {
   return m.senderId + '\u0000' + m.clientId;
@@ -77,6 +127,11 @@ function toMsg(m: StoredInput): Msg {
     attachments: m.hidden ? [] : (m.attachments ?? []),
     createdAt: m.createdAt,
     hidden: m.hidden ?? false,
+    ...(m.replyTo ? { replyTo: m.replyTo } : {}),
+    ...(m.editedAt ? { editedAt: m.editedAt } : {}),
+    ...(m.deleted ? { deleted: true, body: '', attachments: [] } : {}),
+    ...(m.eventSeq ? { eventSeq: m.eventSeq } : {}),
+    ...(m.reactions?.length && !m.deleted ? { reactions: m.reactions } : {}),
     status: 'sent',
   };
 }
@@ -89,6 +144,11 @@ function sameStored(a: Msg, b: Msg): boolean {
     a.senderId === b.senderId &&
     a.body === b.body &&
     a.hidden === b.hidden &&
+    a.replyTo === b.replyTo &&
+    a.editedAt === b.editedAt &&
+    a.deleted === b.deleted &&
+    a.eventSeq === b.eventSeq &&
+    JSON.stringify(a.reactions ?? []) === JSON.stringify(b.reactions ?? []) &&
     a.createdAt === b.createdAt &&
     a.attachments.length === b.attachments.length &&
     a.attachments.every((x, i) => x === b.attachments[i])
@@ -114,7 +174,9 @@ export function mergeStored(t: Timeline, inputs: readonly StoredInput[]): Timeli
   let pending = t.pending;
   let copied = false;
   for (const input of inputs) {
-    const m = toMsg(input);
+    let m = toMsg(input);
+    const waiting = t.updates[m.serverId ?? ''];
+    if (waiting && waiting.eventSeq > (m.eventSeq ?? 0)) m = withUpdate(m, waiting);
     const key = msgKey(m);
     const pi = pending.findIndex((p) => msgKey(p) === key);
     if (pi >= 0) {
@@ -126,7 +188,8 @@ export function mergeStored(t: Timeline, inputs: readonly StoredInput[]): Timeli
     if (at && at.seq === m.seq) {
       // Already there: a history page may hide what a live frame showed (blocked since), so the
       // later, fuller, description wins only when it differs; identical repeats change nothing.
-      if (sameStored(at, m)) continue;
+      // A description older than the room events already applied to the entry never wins.
+      if (sameStored(at, m) || (m.eventSeq ?? 0) < (at.eventSeq ?? 0)) continue;
       if (!copied) {
         stored = stored.slice();
         copied = true;
@@ -141,7 +204,73 @@ export function mergeStored(t: Timeline, inputs: readonly StoredInput[]): Timeli
     (stored as Msg[]).splice(i, 0, m);
   }
   if (stored === t.stored && pending === t.pending) return t;
-  return { ...t, stored, pending, contiguous: computeContiguous(stored) };
+  let updates = t.updates;
+  for (const input of inputs) {
+    if (updates[input.serverId]) {
+      if (updates === t.updates) updates = { ...updates };
+      delete (updates as Record<string, UpdateInput>)[input.serverId];
+    }
+  }
+  return { ...t, stored, pending, updates, contiguous: computeContiguous(stored) };
+}
+
+function withUpdate(m: Msg, u: UpdateInput): Msg {
+  const { editedAt: _e, reactions: _r, ...rest } = m;
+  return {
+    ...rest,
+    ...(u.reactions?.length && !u.deleted ? { reactions: u.reactions } : {}),
+    body: u.deleted ? '' : (u.body ?? ''),
+    attachments: u.deleted ? [] : (u.attachments ?? []),
+    ...(u.editedAt ? { editedAt: u.editedAt } : {}),
+    ...(u.deleted ? { deleted: true } : {}),
+    eventSeq: u.eventSeq,
+  };
+}
+
+function advanceEvents(t: Timeline, eventSeq: number): Pick<Timeline, 'events' | 'eventsAhead'> {
+  if (eventSeq <= t.events || t.eventsAhead.includes(eventSeq)) return t;
+  let events = t.events;
+  const ahead = [...t.eventsAhead, eventSeq].sort((a, b) => a - b);
+  while (ahead[0] !== undefined && ahead[0] <= events + 1) events = Math.max(events, ahead.shift()!);
+  return { events, eventsAhead: ahead };
+}
+
+/**
+ * Applies a room event's new state of a message, in any order and any number of times:
+ * it changes the message only when its event is newer than the last one applied to it;
+ * for a message not loaded yet it is kept and applied when the message loads.
+ */
+export function applyUpdate(t: Timeline, u: UpdateInput): Timeline {
+  const cursor = advanceEvents(t, u.eventSeq);
+  let next: Timeline = cursor.events === t.events && cursor.eventsAhead === t.eventsAhead ? t : { ...t, ...cursor };
+  if (u.hidden) return next;
+  const i = lowerBound(next.stored, u.seq);
+  const at = next.stored[i];
+  if (at && at.seq === u.seq) {
+    if (u.eventSeq <= (at.eventSeq ?? 0)) return next;
+    const stored = next.stored.slice();
+    stored[i] = withUpdate(at, u);
+    return { ...next, stored };
+  }
+  const waiting = next.updates[u.serverId];
+  if (waiting && waiting.eventSeq >= u.eventSeq) return next;
+  next = { ...next, updates: { ...next.updates, [u.serverId]: u } };
+  return next;
+}
+
+/** The events cursor a history page gives: taken only when the room's first page loads. */
+export function startEvents(t: Timeline, eventSeq: number): Timeline {
+  if (eventSeq <= t.events) return t;
+  let next: Timeline = { ...t, events: eventSeq, eventsAhead: [] };
+  for (const s of t.eventsAhead) if (s > eventSeq) next = { ...next, ...advanceEvents(next, s) };
+  return next;
+}
+
+/** The resume frame's events: every loaded room's events cursor. */
+export function eventPoints(timelines: Readonly<Record<string, Timeline>>): Record<string, number> {
+  const rooms: Record<string, number> = {};
+  for (const [id, t] of Object.entries(timelines)) if (t.loaded) rooms[id] = t.events;
+  return rooms;
 }
 
 /** My new message, optimistic, at the end. */
@@ -175,6 +304,7 @@ export function applyAck(t: Timeline, a: AckInput): Timeline {
       body: p.body,
       attachments: p.attachments,
       createdAt: a.createdAt,
+      ...(p.replyTo ? { replyTo: p.replyTo } : {}),
     },
   ]);
 }
@@ -242,4 +372,48 @@ export function resumePoints(timelines: Readonly<Record<string, Timeline>>): Rec
   const rooms: Record<string, number> = {};
   for (const [id, t] of Object.entries(timelines)) if (t.loaded) rooms[id] = t.contiguous;
   return rooms;
+}
+
+/** The loaded message with this server id, if any (stored messages only). */
+export function findByServerId(t: Timeline | undefined, serverId: string): Msg | undefined {
+  return t?.stored.find((m) => m.serverId === serverId);
+}
+
+/**
+ * What a reply's quote shows: the original when it is loaded here or was fetched (`fetched`,
+ * by server id), `missing` when it must still be fetched, `gone` when the server said the
+ * room holds no such message.
+ */
+export type Quote = { kind: 'loaded'; msg: Msg } | { kind: 'missing' } | { kind: 'gone' };
+
+export function quoteOf(
+  t: Timeline | undefined,
+  fetched: Readonly<Record<string, Msg | null>>,
+  serverId: string,
+): Quote {
+  const here = findByServerId(t, serverId);
+  if (here) return { kind: 'loaded', msg: here };
+  const f = fetched[serverId];
+  if (f === null) return { kind: 'gone' };
+  if (f) return { kind: 'loaded', msg: f };
+  return { kind: 'missing' };
+}
+
+/** The reaction chips to show: people I blocked left out (their count with them). */
+export function visibleReactions(
+  rs: readonly Reaction[] | undefined,
+  blocked: Readonly<Record<string, true>>,
+  me: string,
+): { emoji: string; count: number; mine: boolean }[] {
+  const out: { emoji: string; count: number; mine: boolean }[] = [];
+  for (const r of rs ?? []) {
+    const users = r.users.filter((u) => !blocked[u]);
+    if (users.length > 0) out.push({ emoji: r.emoji, count: users.length, mine: users.includes(me) });
+  }
+  return out;
+}
+
+/** Recently used emoji, most recent first, at most `max`. */
+export function noteRecent(recent: readonly string[], emoji: string, max = 8): string[] {
+  return [emoji, ...recent.filter((e) => e !== emoji)].slice(0, max);
 }

@@ -13,9 +13,14 @@ export interface Preview {
   at: string;
 }
 
+/** My notification setting for a room. */
+export type NotifyLevel = components['schemas']['NotificationLevel'];
+
 export interface RoomEntry {
   id: string;
   room: Room;
+  /** all, mentions (no push until mentions exist) or muted. */
+  level: NotifyLevel;
   last?: Preview;
   unread: number;
   /** My own read cursor. */
@@ -37,7 +42,7 @@ export function fromSummaries(list: readonly RoomSummary[]): Rooms {
         ? {
             seq: lm.seq,
             senderId: lm.sender_id ?? '',
-            body: lm.body ?? '',
+            body: lm.deleted ? 'Message deleted' : (lm.body ?? ''),
             attachments: lm.attachments?.length ?? 0,
             hidden: lm.hidden ?? false,
             at: lm.created_at ?? room.created_at ?? '',
@@ -47,6 +52,7 @@ export function fromSummaries(list: readonly RoomSummary[]): Rooms {
       id: room.id,
       room,
       last,
+      level: s.notification_level ?? 'all',
       unread: s.unread ?? 0,
       myRead: s.receipt?.read_seq ?? 0,
       activity: last?.at ?? room.created_at ?? '',
@@ -74,7 +80,7 @@ export function upsertRoom(rooms: Rooms, room: Room): Rooms {
     ...rooms,
     [room.id]: o
       ? { ...o, room: { ...o.room, ...room } }
-      : { id: room.id, room, unread: 0, myRead: 0, activity: room.created_at ?? new Date().toISOString() },
+      : { id: room.id, room, level: 'all', unread: 0, myRead: 0, activity: room.created_at ?? new Date().toISOString() },
   };
 }
 
@@ -128,4 +134,23 @@ export function noteRead(rooms: Rooms, roomId: string, read: number, unreadAfter
 /** Newest activity first; ties by id for a stable order. */
 export function ordered(rooms: Rooms): RoomEntry[] {
   return Object.values(rooms).sort((a, b) => (a.activity < b.activity ? 1 : a.activity > b.activity ? -1 : a.id < b.id ? -1 : 1));
+}
+
+/** My notification level for a room changed. */
+export function setLevel(rooms: Rooms, roomId: string, level: NotifyLevel): Rooms {
+  const e = rooms[roomId];
+  if (!e || e.level === level) return rooms;
+  return { ...rooms, [roomId]: { ...e, level } };
+}
+
+/** A quiet room (muted, or mentions only) shows a quiet badge and is left out of the title's count. */
+export function isQuiet(e: RoomEntry): boolean {
+  return e.level !== 'all';
+}
+
+/** Unread messages of the rooms that are not quiet: the count in the tab title. */
+export function loudUnread(rooms: Rooms): number {
+  let n = 0;
+  for (const e of Object.values(rooms)) if (!isQuiet(e)) n += e.unread;
+  return n;
 }

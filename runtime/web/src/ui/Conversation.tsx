@@ -20,7 +20,7 @@ import { tickFor, breakdown, type Tick } from '../state/receipts';
 import { typers } from '../state/typing';
 import { Avatar } from './Avatar';
 import { Attachment, ImageViewer } from './Attachment';
-import { OverlayCtx, type Overlay } from './overlay';
+import { OverlayCtx, ReplyCtx, JumpCtx, EditCtx, type Overlay } from './overlay';
 import { Dialog, Icon } from './Dialog';
 import { dayKey, formatDay, formatTime } from './format';
 import { humanFrameError } from '../api/errors';
@@ -78,6 +78,16 @@ export function Conversation({ roomId }: { roomId: string }) {
   const [details, setDetails] = useState(false);
   const [dragging, setDragging] = useState(false);
   const [overlay, setOverlay] = useState<Overlay>(null);
+  const [replyTo, setReplyTo] = useState<string | null>(null);
+  const reply = useMemo(() => ({ replyTo, setReplyTo }), [replyTo]);
+  const [editing, setEditing] = useState<string | null>(null);
+  const edit = useMemo(() => ({ editing, setEditing }), [editing]);
+  useEffect(() => {
+    setReplyTo(null);
+    setEditing(null);
+  }, [roomId]);
+  const me = useApp((s) => s.me?.id ?? '');
+  const owner = room?.room.kind === 'group' && room.room.owner_id === me;
   const name = ctl.roomName(roomId);
   const peer = room?.room.kind === 'direct' ? ctl.dmPeer(roomId) : undefined;
   const online = useApp((s) => (peer ? (s.presence[peer] ?? false) : false));
@@ -131,29 +141,69 @@ export function Conversation({ roomId }: { roomId: string }) {
           <Icon name="info" />
         </button>
       </header>
-      <OverlayCtx.Provider value={setOverlay}>
-        <MessageList key={roomId} roomId={roomId} />
-      </OverlayCtx.Provider>
-      {overlay?.kind === 'image' && <ImageViewer fileId={overlay.fileId} onClose={() => setOverlay(null)} />}
-      {overlay?.kind === 'receipts' && (
-        <ReceiptInfo roomId={overlay.roomId} seq={overlay.seq} others={overlay.others} onClose={() => setOverlay(null)} />
-      )}
-      <TypingLine roomId={roomId} />
-      <Uploads roomId={roomId} />
-      {peer && blocked[peer] ? (
-        <div className="blocked-bar">
-          <span>You blocked {name}.</span>
-          <button
-            type="button"
-            className="secondary"
-            onClick={() => ctl.unblock(peer).catch((e: unknown) => ctl.notify(ctl.humanError(e)))}
-          >
-            Unblock
-          </button>
-        </div>
-      ) : (
-        <Composer roomId={roomId} />
-      )}
+      <ReplyCtx.Provider value={reply}>
+        <OverlayCtx.Provider value={setOverlay}>
+          <EditCtx.Provider value={edit}>
+            <MessageList key={roomId} roomId={roomId} />
+          </EditCtx.Provider>
+        </OverlayCtx.Provider>
+        {overlay?.kind === 'image' && <ImageViewer fileId={overlay.fileId} onClose={() => setOverlay(null)} />}
+        {overlay?.kind === 'receipts' && (
+          <ReceiptInfo roomId={overlay.roomId} seq={overlay.seq} others={overlay.others} onClose={() => setOverlay(null)} />
+        )}
+        {overlay?.kind === 'actions' && (
+          <MessageActions
+            onClose={() => setOverlay(null)}
+            deleted={overlay.deleted}
+            canEdit={overlay.mine && overlay.canEdit}
+            canDelete={overlay.mine || owner}
+            onReply={() => {
+              setReplyTo(overlay.serverId);
+              setOverlay(null);
+            }}
+            onEdit={() => {
+              setEditing(overlay.serverId);
+              setOverlay(null);
+            }}
+            onDelete={() => setOverlay({ kind: 'delete', roomId: overlay.roomId, serverId: overlay.serverId })}
+            onReact={() => setOverlay({ kind: 'react', roomId: overlay.roomId, serverId: overlay.serverId })}
+          />
+        )}
+        {overlay?.kind === 'react' && (
+          <ReactionPicker
+            onClose={() => setOverlay(null)}
+            onPick={(emoji) => {
+              void ctl.react(overlay.roomId, overlay.serverId, emoji);
+              setOverlay(null);
+            }}
+          />
+        )}
+        {overlay?.kind === 'delete' && (
+          <ConfirmDelete
+            onClose={() => setOverlay(null)}
+            onConfirm={() => {
+              void ctl.deleteMessage(overlay.roomId, overlay.serverId);
+              setOverlay(null);
+            }}
+          />
+        )}
+        <TypingLine roomId={roomId} />
+        <Uploads roomId={roomId} />
+        {peer && blocked[peer] ? (
+          <div className="blocked-bar">
+            <span>You blocked {name}.</span>
+            <button
+              type="button"
+              className="secondary"
+              onClick={() => ctl.unblock(peer).catch((e: unknown) => ctl.notify(ctl.humanError(e)))}
+            >
+              Unblock
+            </button>
+          </div>
+        ) : (
+          <Composer roomId={roomId} />
+        )}
+      </ReplyCtx.Provider>
       {dragging && (
         <div className="drop-hint" aria-hidden="true">
           Drop files to send them
@@ -271,8 +321,56 @@ function MessageList({ roomId }: { roomId: string }) {
   const others = useMemo(() => (members ?? Object.keys(cursors ?? {})).filter((u) => u !== me), [members, cursors, me]);
 
   const unread = useApp((s) => s.rooms[roomId]?.unread ?? 0);
+
+  // Jumping to a replied message: reveal it (older pages load), then scroll it into the
+  // middle of the view once its row exists, focus it and flash it.
+  const wantSeq = useRef<number | null>(null);
+  const [jumpTick, setJumpTick] = useState(0);
+  const [flash, setFlash] = useState<number | null>(null);
+  const jump = useCallback(
+    (serverId: string) => {
+      atBottom.current = false;
+      ctl.setReading(false);
+      void ctl.reveal(roomId, serverId).then((seq) => {
+        if (seq === null) {
+          ctl.notify('That message is no longer available.');
+          return;
+        }
+        wantSeq.current = seq;
+        setJumpTick((x) => x + 1);
+      });
+    },
+    [ctl, roomId],
+  );
+  // A search result opened this room at one of its messages: jump there once the latest
+  // page is in (reveal pages back from it).
+  const jumpWanted = useApp((s) => s.jumpRequest?.roomId === roomId);
+  const loadedForJump = useApp((s) => s.timelines[roomId]?.loaded ?? false);
+  useEffect(() => {
+    if (!jumpWanted || !loadedForJump) return;
+    const serverId = ctl.takeJump(roomId);
+    if (serverId) jump(serverId);
+  }, [jumpWanted, loadedForJump, ctl, roomId, jump]);
+  useEffect(() => {
+    const seq = wantSeq.current;
+    if (seq === null) return;
+    const idx = rows.findIndex((r) => r.kind === 'msg' && r.m.seq === seq);
+    if (idx < 0) return;
+    wantSeq.current = null;
+    // Not at the bottom any more, whatever a scroll event queued before the jump said: a
+    // pending scroll-to-bottom (the room was just opened) must not pull the view back.
+    atBottom.current = false;
+    v.scrollToIndex(idx, { align: 'center' });
+    setFlash(seq);
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => scrollRef.current?.querySelector<HTMLElement>(`.msg[data-seq="${seq}"]`)?.focus({ preventScroll: true })),
+    );
+    const t = setTimeout(() => setFlash(null), 2000);
+    return () => clearTimeout(t);
+  }, [rows, jumpTick, v]);
+
   return (
-    <>
+    <JumpCtx.Provider value={jump}>
       {away && (
         <button
           type="button"
@@ -320,6 +418,7 @@ function MessageList({ roomId }: { roomId: string }) {
                     </div>
                   ) : (
                     <MessageRow
+                      flash={flash !== null && row.m.seq === flash}
                       m={row.m}
                       head={row.head}
                       tail={row.tail}
@@ -335,7 +434,7 @@ function MessageList({ roomId }: { roomId: string }) {
           </div>
         </div>
       </div>
-    </>
+    </JumpCtx.Provider>
   );
 }
 
@@ -355,30 +454,70 @@ const MessageRow = memo(function MessageRow(props: {
   group: boolean;
   tick?: Tick;
   others: readonly string[];
+  flash?: boolean;
 }) {
   const { m, mine } = props;
   const ctl = useCtl();
   const senderName = useApp((s) => s.users[m.senderId]?.display_name || s.users[m.senderId]?.username || '');
   const openOverlay = useContext(OverlayCtx);
+  const press = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const actionable = m.serverId !== undefined && m.seq !== undefined && !m.deleted;
+  const openActions = () =>
+    m.serverId &&
+    openOverlay({ kind: 'actions', roomId: m.roomId, serverId: m.serverId, mine, canEdit: !!m.body, deleted: !!m.deleted });
+  const { editing, setEditing } = useContext(EditCtx);
+  const isEditing = editing !== null && editing === m.serverId && !m.deleted;
+  const cancelPress = () => {
+    if (press.current) clearTimeout(press.current);
+    press.current = null;
+  };
   if (m.hidden)
     return (
       <div className="msg hidden-msg" data-seq={m.seq} data-client-id={m.clientId}>
         <span>Message from a blocked person</span>
       </div>
     );
+  if (m.deleted)
+    return (
+      <div className={'msg deleted-msg' + (mine ? ' mine' : ' theirs') + (props.flash ? ' flash' : '')} data-seq={m.seq} data-client-id={m.clientId} tabIndex={-1}>
+        {props.group && !mine && <span className="msg-avatar" />}
+        <div className="bubble tombstone">
+          <span>Message deleted</span>
+        </div>
+      </div>
+    );
   const showName = props.group && !mine && props.head;
   const tick = props.tick;
   return (
     <div
-      className={'msg' + (mine ? ' mine' : ' theirs') + (props.head ? ' head' : '') + (props.tail ? ' tail' : '')}
+      className={'msg' + (mine ? ' mine' : ' theirs') + (props.head ? ' head' : '') + (props.tail ? ' tail' : '') + (props.flash ? ' flash' : '')}
       data-seq={m.seq}
       data-client-id={m.clientId}
+      tabIndex={-1}
+      onPointerDown={(e) => {
+        // Long-press on touch screens opens the message's actions.
+        if (e.pointerType !== 'touch' || !actionable) return;
+        cancelPress();
+        press.current = setTimeout(() => {
+          press.current = null;
+          openActions();
+        }, 500);
+      }}
+      onPointerUp={cancelPress}
+      onPointerCancel={cancelPress}
+      onPointerMove={(e) => {
+        if (e.pointerType === 'touch' && (Math.abs(e.movementX) > 4 || Math.abs(e.movementY) > 4)) cancelPress();
+      }}
+      onContextMenu={(e) => {
+        if (press.current !== null || (e.nativeEvent as PointerEvent).pointerType === 'touch') e.preventDefault();
+      }}
     >
       {props.group && !mine && (
         <span className="msg-avatar">{props.tail ? <Avatar userId={m.senderId} name={senderName || '?'} size="sm" /> : null}</span>
       )}
       <div className={'bubble' + (m.status === 'failed' ? ' failed' : '') + (!m.body && m.attachments.length > 0 ? ' media' : '')}>
         {showName && <div className={'msg-sender'}>{senderName || 'Someone'}</div>}
+        {m.replyTo && <Quote roomId={m.roomId} serverId={m.replyTo} />}
         {m.attachments.length > 0 && (
           <div className="atts">
             {m.attachments.map((a) => (
@@ -386,8 +525,21 @@ const MessageRow = memo(function MessageRow(props: {
             ))}
           </div>
         )}
-        {m.body && <div className="msg-body">{m.body}</div>}
+        {isEditing ? (
+          <InlineEdit
+            initial={m.body}
+            onCancel={() => setEditing(null)}
+            onSave={(body) => {
+              setEditing(null);
+              if (body.trim() && body !== m.body && m.serverId) void ctl.editMessage(m.roomId, m.serverId, body);
+            }}
+          />
+        ) : (
+          m.body && <div className="msg-body">{m.body}</div>
+        )}
+        <Reactions m={m} />
         <div className="msg-meta">
+          {m.editedAt && <span className="edited">edited</span>}
           <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time>
           {tick &&
             (props.group && m.seq !== undefined && tick !== 'Failed' ? (
@@ -427,9 +579,201 @@ const MessageRow = memo(function MessageRow(props: {
           </div>
         )}
       </div>
+      {actionable && (
+        <button type="button" className="msg-actions-btn" aria-label="Message actions" onClick={openActions}>
+          <Icon name="more" />
+        </button>
+      )}
     </div>
   );
 });
+
+/** The quote of a replied message inside a reply: a button that jumps to the original. */
+function Quote({ roomId, serverId }: { roomId: string; serverId: string }) {
+  const ctl = useCtl();
+  const jump = useContext(JumpCtx);
+  const timeline = useApp((s) => s.timelines[roomId]);
+  const quoted = useApp((s) => s.quoted);
+  const q = useMemo(() => M.quoteOf(timeline, quoted, serverId), [timeline, quoted, serverId]);
+  useApp((s) => s.users);
+  useEffect(() => {
+    if (q.kind === 'missing') void ctl.fetchQuoted(roomId, serverId);
+  }, [q.kind, ctl, roomId, serverId]);
+  return (
+    <button type="button" className="quote" aria-label="Go to replied message" onClick={() => jump(serverId)}>
+      <QuoteText q={q} />
+    </button>
+  );
+}
+
+function QuoteText({ q }: { q: M.Quote }) {
+  const ctl = useCtl();
+  if (q.kind === 'missing') return <span className="quote-body">…</span>;
+  if (q.kind === 'gone' || (q.kind === 'loaded' && q.msg.deleted)) return <span className="quote-body muted">Message deleted</span>;
+  const m = q.msg;
+  return (
+    <>
+      <span className="quote-sender">{ctl.userName(m.senderId)}</span>
+      <span className="quote-body">
+        {m.hidden ? 'Message from a blocked person' : m.body || (m.attachments.length > 0 ? 'Attachment' : '')}
+      </span>
+    </>
+  );
+}
+
+/** The actions of one message (opened by its `Message actions` button or a long-press). */
+function MessageActions(props: {
+  onClose: () => void;
+  deleted: boolean;
+  canEdit: boolean;
+  canDelete: boolean;
+  onReply: () => void;
+  onEdit: () => void;
+  onDelete: () => void;
+  onReact: () => void;
+}) {
+  return (
+    <Dialog title="Message actions" onClose={props.onClose} className="actions-dialog">
+      <div className="action-list">
+        {!props.deleted && (
+          <button type="button" className="action" onClick={props.onReply}>
+            Reply
+          </button>
+        )}
+        {!props.deleted && (
+          <button type="button" className="action" onClick={props.onReact}>
+            React
+          </button>
+        )}
+        {!props.deleted && props.canEdit && (
+          <button type="button" className="action" onClick={props.onEdit}>
+            Edit
+          </button>
+        )}
+        {!props.deleted && props.canDelete && (
+          <button type="button" className="action danger" onClick={props.onDelete}>
+            Delete
+          </button>
+        )}
+      </div>
+    </Dialog>
+  );
+}
+
+const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏', '🎉', '🔥', '👀', '✅', '👏', '😊', '🤔', '😍', '🙌', '💯', '😅', '👌', '🥳', '😎', '🤝', '💪', '👎', '🚀'];
+
+/** The reaction picker: recently used emoji first, then a fixed set. */
+function ReactionPicker({ onClose, onPick }: { onClose: () => void; onPick: (emoji: string) => void }) {
+  const recent = useApp((s) => s.recentEmoji);
+  const grid = (list: readonly string[]) => (
+    <div className="emoji-grid">
+      {list.map((e) => (
+        <button key={e} type="button" className="emoji-btn" onClick={() => onPick(e)}>
+          {e}
+        </button>
+      ))}
+    </div>
+  );
+  return (
+    <Dialog title="Add reaction" onClose={onClose} className="picker-dialog">
+      {recent.length > 0 && (
+        <section aria-label="Recent">
+          <h3 className="picker-head">Recent</h3>
+          {grid(recent)}
+        </section>
+      )}
+      <section aria-label="All emoji">
+        <h3 className="picker-head">Emoji</h3>
+        {grid(EMOJI.filter((e) => !recent.includes(e)))}
+      </section>
+    </Dialog>
+  );
+}
+
+function Reactions({ m }: { m: M.Msg }) {
+  const ctl = useCtl();
+  const me = useApp((s) => s.me?.id ?? '');
+  const blocked = useApp((s) => s.blocked);
+  const chips = M.visibleReactions(m.reactions, blocked, me);
+  if (chips.length === 0 || !m.serverId) return null;
+  const serverId = m.serverId;
+  return (
+    <div className="reactions">
+      {chips.map((c) => (
+        <button
+          key={c.emoji}
+          type="button"
+          className={'chip' + (c.mine ? ' mine' : '')}
+          aria-pressed={c.mine}
+          aria-label={`${c.emoji} ${c.count}`}
+          onClick={() => void ctl.react(m.roomId, serverId, c.emoji)}
+        >
+          <span aria-hidden="true">{c.emoji}</span>
+          <span aria-hidden="true" className="chip-count">
+            {c.count}
+          </span>
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function ConfirmDelete({ onClose, onConfirm }: { onClose: () => void; onConfirm: () => void }) {
+  return (
+    <Dialog title="Delete message" onClose={onClose} className="confirm-dialog">
+      <p>Delete this message for everyone? Its text and files will be gone.</p>
+      <div className="dialog-actions">
+        <button type="button" className="secondary" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={onConfirm}>
+          Delete
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** Inline editor of a message body: Enter saves, Shift+Enter breaks the line, Escape cancels. */
+function InlineEdit({ initial, onSave, onCancel }: { initial: string; onSave: (body: string) => void; onCancel: () => void }) {
+  const [text, setText] = useState(initial);
+  const ref = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    el.focus();
+    el.setSelectionRange(el.value.length, el.value.length);
+  }, []);
+  return (
+    <div className="inline-edit">
+      <textarea
+        ref={ref}
+        aria-label="Edit message"
+        rows={Math.min(6, Math.max(1, text.split('\n').length))}
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') {
+            e.preventDefault();
+            e.stopPropagation();
+            onCancel();
+          } else if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+            e.preventDefault();
+            onSave(text.replace(/\s+$/u, ''));
+          }
+        }}
+      />
+      <div className="inline-edit-actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="button" className="primary" disabled={!text.trim()} onClick={() => onSave(text.replace(/\s+$/u, ''))}>
+          Save
+        </button>
+      </div>
+    </div>
+  );
+}
 
 function ReceiptInfo({ roomId, seq, others, onClose }: { roomId: string; seq: number; others: readonly string[]; onClose: () => void }) {
   const ctl = useCtl();
@@ -497,21 +841,32 @@ function Composer({ roomId }: { roomId: string }) {
   const fileRef = useRef<HTMLInputElement>(null);
   const taRef = useRef<HTMLTextAreaElement>(null);
   const drafts = useRef(new Map<string, string>());
+  const { replyTo, setReplyTo } = useContext(ReplyCtx);
 
   useEffect(() => {
     setText(drafts.current.get(roomId) ?? '');
     if (window.matchMedia('(min-width: 768px)').matches) taRef.current?.focus();
   }, [roomId]);
 
+  useEffect(() => {
+    if (replyTo) taRef.current?.focus();
+  }, [replyTo]);
+
   function submit() {
     if (!text.trim()) return;
-    ctl.send(roomId, text);
+    ctl.send(roomId, text, [], replyTo ?? undefined);
+    setReplyTo(null);
     setText('');
     drafts.current.delete(roomId);
     taRef.current?.focus();
   }
 
   function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Escape' && replyTo) {
+      e.preventDefault();
+      setReplyTo(null);
+      return;
+    }
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       submit();
@@ -527,46 +882,80 @@ function Composer({ roomId }: { roomId: string }) {
   }
 
   return (
-    <form
-      className="composer"
-      onSubmit={(e) => {
-        e.preventDefault();
-        submit();
-      }}
-    >
-      <button type="button" className="icon-btn" aria-label="Attach file" onClick={() => fileRef.current?.click()}>
-        <Icon name="attach" />
-      </button>
-      <input
-        ref={fileRef}
-        type="file"
-        multiple
-        hidden
-        tabIndex={-1}
-        aria-hidden="true"
-        onChange={(e) => {
-          const files = Array.from(e.target.files ?? []);
-          e.target.value = '';
-          if (files.length) ctl.uploadFiles(roomId, files);
+    <>
+      {replyTo && (
+        <div className="reply-bar">
+          <Icon name="reply" />
+          <div className="reply-target">
+            <span className="reply-label">Replying to</span>
+            <ReplyTarget roomId={roomId} serverId={replyTo} />
+          </div>
+          <button
+            type="button"
+            className="icon-btn sm"
+            aria-label="Cancel reply"
+            onClick={() => {
+              setReplyTo(null);
+              taRef.current?.focus();
+            }}
+          >
+            <Icon name="close" />
+          </button>
+        </div>
+      )}
+      <form
+        className="composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          submit();
         }}
-      />
-      <textarea
-        ref={taRef}
-        aria-label="Message"
-        placeholder="Message"
-        rows={1}
-        value={text}
-        onChange={(e) => {
-          setText(e.target.value);
-          drafts.current.set(roomId, e.target.value);
-          if (e.target.value) ctl.typingNow(roomId);
-        }}
-        onKeyDown={onKeyDown}
-        onPaste={onPaste}
-      />
-      <button type="submit" className="send-btn" aria-label="Send" disabled={!text.trim()}>
-        <Icon name="send" />
-      </button>
-    </form>
+      >
+        <button type="button" className="icon-btn" aria-label="Attach file" onClick={() => fileRef.current?.click()}>
+          <Icon name="attach" />
+        </button>
+        <input
+          ref={fileRef}
+          type="file"
+          multiple
+          hidden
+          tabIndex={-1}
+          aria-hidden="true"
+          onChange={(e) => {
+            const files = Array.from(e.target.files ?? []);
+            e.target.value = '';
+            if (files.length) ctl.uploadFiles(roomId, files);
+          }}
+        />
+        <textarea
+          ref={taRef}
+          aria-label="Message"
+          placeholder="Message"
+          rows={1}
+          value={text}
+          onChange={(e) => {
+            setText(e.target.value);
+            drafts.current.set(roomId, e.target.value);
+            if (e.target.value) ctl.typingNow(roomId);
+          }}
+          onKeyDown={onKeyDown}
+          onPaste={onPaste}
+        />
+        <button type="submit" className="send-btn" aria-label="Send" disabled={!text.trim()}>
+          <Icon name="send" />
+        </button>
+      </form>
+    </>
+  );
+}
+
+function ReplyTarget({ roomId, serverId }: { roomId: string; serverId: string }) {
+  const timeline = useApp((s) => s.timelines[roomId]);
+  const quoted = useApp((s) => s.quoted);
+  useApp((s) => s.users);
+  const q = useMemo(() => M.quoteOf(timeline, quoted, serverId), [timeline, quoted, serverId]);
+  return (
+    <span className="reply-quote">
+      <QuoteText q={q} />
+    </span>
   );
 }

@@ -60,6 +60,8 @@ const paths: Record<string, string> = {
   download: 'M12 4v11M7 10l5 5 5-5M5 20h14',
   file: 'M6 3h8l5 5v13H6zM14 3v5h5',
   down: 'M6 9l6 6 6-6',
+  more: 'M5 12h.01M12 12h.01M19 12h.01',
+  reply: 'M10 8L4 13l6 5M4 13h10a6 6 0 016 6',
 };
 
 export function Icon({ name, className }: { name: keyof typeof paths | string; className?: string }) {

@@ -3,6 +3,7 @@ import { useApp, useCtl } from './hooks';
 import { Dialog } from './Dialog';
 import { Avatar } from './Avatar';
 import { PeoplePicker } from './PeoplePicker';
+import { NotifySetting } from './NotifySetting';
 
 export default function RoomDetails({ roomId, onClose }: { roomId: string; onClose: () => void }) {
   const ctl = useCtl();
@@ -48,6 +49,7 @@ export default function RoomDetails({ roomId, onClose }: { roomId: string; onClo
           {u?.status_text && <p className="profile-status">{u.status_text}</p>}
           <p className="muted small">{peer && presence[peer] ? 'online' : 'offline'}</p>
         </div>
+        <NotifySetting roomId={roomId} />
         {error && (
           <p className="form-error" role="alert">
             {error}
@@ -73,6 +75,7 @@ export default function RoomDetails({ roomId, onClose }: { roomId: string; onClo
   return (
     <Dialog title="Room details" onClose={onClose}>
       <div className="stack">
+        <NotifySetting roomId={roomId} />
         {isOwner ? (
           <form
             className="row-form"

@@ -1,6 +1,6 @@
 import { memo } from 'react';
 import { useApp, useCtl } from './hooks';
-import { ordered, type RoomEntry } from '../state/rooms';
+import { isQuiet, ordered, type RoomEntry } from '../state/rooms';
 import { Avatar } from './Avatar';
 import { formatListTime } from './format';
 
@@ -36,6 +36,7 @@ const RoomItem = memo(function RoomItem({ entry }: { entry: RoomEntry }) {
   const online = useApp((s) => (peer ? (s.presence[peer] ?? false) : false));
   const draftTyping = useApp((s) => Object.keys(s.typing[entry.id] ?? {}).length > 0);
   const name = ctl.roomName(entry.id);
+  const quiet = isQuiet(entry);
   const last = entry.last;
   let preview = '';
   if (last) {
@@ -55,7 +56,7 @@ const RoomItem = memo(function RoomItem({ entry }: { entry: RoomEntry }) {
     <li>
       <a
         href={'#/room/' + encodeURIComponent(entry.id)}
-        className={'room-item' + (active ? ' active' : '') + (entry.unread > 0 ? ' has-unread' : '')}
+        className={'room-item' + (active ? ' active' : '') + (entry.unread > 0 && !quiet ? ' has-unread' : '') + (quiet ? ' quiet' : '')}
         aria-current={active ? 'page' : undefined}
       >
         <span className="room-text">
@@ -67,8 +68,15 @@ const RoomItem = memo(function RoomItem({ entry }: { entry: RoomEntry }) {
             <span className="room-preview">
               {draftTyping ? <em>typing…</em> : preview || (entry.room.kind === 'group' ? 'Group created' : 'Say hello 👋')}
             </span>
+            {entry.level === 'muted' && (
+              <span className="muted-icon" role="img" aria-label="muted" title="Muted">
+                <svg className="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                  <path d="M4 9h4l5-4v14l-5-4H4zM16 9l5 6M21 9l-5 6" />
+                </svg>
+              </span>
+            )}
             {entry.unread > 0 && (
-              <span className="badge" role="img" aria-label={`${entry.unread} unread`}>
+              <span className={'badge' + (quiet ? ' quiet' : '')} role="img" aria-label={`${entry.unread} unread`}>
                 {entry.unread > 99 ? '99+' : entry.unread}
               </span>
             )}

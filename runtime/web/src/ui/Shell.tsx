@@ -5,8 +5,10 @@ import { Conversation } from './Conversation';
 import { NewChat, NewGroup } from './NewChat';
 import { Avatar } from './Avatar';
 import { Icon } from './Dialog';
+import { loudUnread } from '../state/rooms';
 
 const Account = lazy(() => import('./Account'));
+const Search = lazy(() => import('./Search'));
 
 function roomFromHash(): string | null {
   const m = /^#\/room\/(.+)$/.exec(location.hash);
@@ -19,8 +21,9 @@ export function Shell() {
   const roomExists = useApp((s) => (s.activeRoom ? !!s.rooms[s.activeRoom] : false));
   const roomsLoaded = useApp((s) => s.roomsLoaded);
   const me = useApp((s) => s.me);
-  const [dialog, setDialog] = useState<'chat' | 'group' | 'account' | null>(null);
-  const unread = useApp((s) => Object.values(s.rooms).reduce((n, r) => n + r.unread, 0));
+  const [dialog, setDialog] = useState<'chat' | 'group' | 'account' | 'search' | null>(null);
+  // Muted (and mentions-only) rooms keep their badge in the list but stay out of the title.
+  const unread = useApp((s) => loudUnread(s.rooms));
 
   useEffect(() => {
     document.title = unread > 0 ? `(${unread}) Parley` : 'Parley';
@@ -51,6 +54,11 @@ export function Shell() {
         <header className="side-head">
           <h1 className="app-title">Parley</h1>
           <div className="side-actions">
+            <button type="button" className="icon-btn" aria-label="Search" title="Search messages" onClick={() => setDialog('search')}>
+              <svg className="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                <path d="M10.5 17a6.5 6.5 0 100-13 6.5 6.5 0 000 13zM15.5 15.5L20 20" />
+              </svg>
+            </button>
             <button type="button" className="icon-btn" aria-label="New chat" title="New chat" onClick={() => setDialog('chat')}>
               <Icon name="chat" />
             </button>
@@ -93,6 +101,11 @@ export function Shell() {
       {dialog === 'account' && (
         <Suspense fallback={null}>
           <Account onClose={() => setDialog(null)} />
+        </Suspense>
+      )}
+      {dialog === 'search' && (
+        <Suspense fallback={null}>
+          <Search onClose={() => setDialog(null)} />
         </Suspense>
       )}
       <Notices />

@@ -126,14 +126,21 @@ func TestKafkaFlags(t *testing.T) {
 	var cfg KafkaConfig
 	fs := flag.NewFlagSet("core", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	if cfg.Partitions != DefaultPartitions || cfg.BatchTimeout != DefaultBatchTimeout {
+	if cfg.Partitions != DefaultPartitions || cfg.BatchTimeout != DefaultBatchTimeout ||
+		cfg.SessionTimeout != DefaultSessionTimeout || cfg.HeartbeatInterval != DefaultHeartbeatInterval {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	err := fs.Parse([]string{"--kafka-brokers", " k1:9092, k2:9092,", "--kafka-partitions", "12", "--kafka-batch-timeout", "2ms"})
+	// A killed member is replaced within a session timeout plus a heartbeat: 3 s at most.
+	if d := DefaultSessionTimeout + DefaultHeartbeatInterval; d > 3*time.Second {
+		t.Fatalf("default session timeout + heartbeat = %v, more than 3 s", d)
+	}
+	err := fs.Parse([]string{"--kafka-brokers", " k1:9092, k2:9092,", "--kafka-partitions", "12", "--kafka-batch-timeout", "2ms",
+		"--kafka-session-timeout", "6s", "--kafka-heartbeat-interval", "2s", "--kafka-rebalance-timeout", "20s"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(cfg.Brokers); got != "[k1:9092 k2:9092]" || cfg.Partitions != 12 || cfg.BatchTimeout != 2*time.Millisecond {
+	if got := fmt.Sprint(cfg.Brokers); got != "[k1:9092 k2:9092]" || cfg.Partitions != 12 || cfg.BatchTimeout != 2*time.Millisecond ||
+		cfg.SessionTimeout != 6*time.Second || cfg.HeartbeatInterval != 2*time.Second || cfg.RebalanceTimeout != 20*time.Second {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	if err := fs.Parse([]string{"--kafka-partitions", "many"}); err == nil {

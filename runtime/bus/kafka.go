@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -27,9 +29,14 @@ type KafkaConfig struct {
 	// 100 ms); a fetch returns as soon as there is data regardless.
 	MaxWait time.Duration
 	// SessionTimeout is how long the group waits for a silent member (a crashed process)
-	// before handing its partitions to others (default 10 s).
+	// before handing its partitions to others (default 2 s, so that a core or
+	// notification killed with SIGKILL is replaced within 3 s; a member that closes
+	// leaves the group at once). The brokers must allow it: Apache Kafka refuses session
+	// timeouts below group.min.session.timeout.ms (6 s unless configured lower).
 	SessionTimeout time.Duration
-	// HeartbeatInterval must be well under SessionTimeout (default 1 s).
+	// HeartbeatInterval must be well under SessionTimeout (default 500 ms: four
+	// heartbeats per session, and the interval bounds how long the surviving members
+	// take to notice a rebalance).
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout is how long a rebalance waits for members to rejoin (default 10 s).
 	RebalanceTimeout time.Duration
@@ -50,8 +57,8 @@ const (
 	DefaultBatchTimeout      = 5 * time.Millisecond
 	DefaultBatchSize         = 100
 	DefaultMaxWait           = 100 * time.Millisecond
-	DefaultSessionTimeout    = 10 * time.Second
-	DefaultHeartbeatInterval = time.Second
+	DefaultSessionTimeout    = 2 * time.Second
+	DefaultHeartbeatInterval = 500 * time.Millisecond
 	DefaultRebalanceTimeout  = 10 * time.Second
 )
 
@@ -79,6 +86,8 @@ type Kafka struct {
 	writer    *kafka.Writer
 	transport *kafka.Transport // TLS and SASL for writes and admin requests
 	dialer    *kafka.Dialer    // the same for group readers
+
+	sessionMu sync.Mutex // guards cfg.SessionTimeout, raised to the brokers' minimum
 }
 
 // NewKafka returns a Kafka bus. It does not connect until first used.
@@ -149,7 +158,11 @@ func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscriptio
 	if group == "" || topic == "" {
 		return nil, fmt.Errorf("%w: group and topic are required", ErrInvalidConfig)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
+	return &kafkaSubscription{k: k, group: group, topic: topic, r: k.newReader(group, topic, k.sessionTimeout())}, nil
+}
+
+func (k *Kafka) newReader(group, topic string, session time.Duration) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
 		Dialer:   k.dialer,
 		Brokers:  k.cfg.Brokers,
 		GroupID:  group,
@@ -161,7 +174,7 @@ func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscriptio
 		// which is what lets the caller promise "committed after persisted".
 		CommitInterval:    0,
 		StartOffset:       kafka.FirstOffset,
-		SessionTimeout:    k.cfg.SessionTimeout,
+		SessionTimeout:    session,
 		HeartbeatInterval: k.cfg.HeartbeatInterval,
 		RebalanceTimeout:  k.cfg.RebalanceTimeout,
 		JoinGroupBackoff:  250 * time.Millisecond,
@@ -169,7 +182,75 @@ func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscriptio
 		ReadBackoffMax:    500 * time.Millisecond,
 		ErrorLogger:       errorLogger(k.cfg.Logger),
 	})
-	return &kafkaSubscription{r: r}, nil
+}
+
+func (k *Kafka) sessionTimeout() time.Duration {
+	k.sessionMu.Lock()
+	defer k.sessionMu.Unlock()
+	return k.cfg.SessionTimeout
+}
+
+// raiseSessionTimeout is called when the brokers refused to let a member join with
+// session: it reads their group.min.session.timeout.ms (Apache Kafka's default, 6 s, is
+// above ours) and, when that is longer, uses it from now on and reports true, so the
+// member can join again rather than never consume. Only a killed member's partitions
+// then move later, which the warning says.
+func (k *Kafka) raiseSessionTimeout(ctx context.Context, session time.Duration) (bool, error) {
+	k.sessionMu.Lock()
+	defer k.sessionMu.Unlock()
+	if k.cfg.SessionTimeout > session {
+		return true, nil // another subscription raised it already
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	floor, err := brokersMinSessionTimeout(actx, k.transport, k.cfg.Brokers)
+	if err != nil {
+		return false, err
+	}
+	if floor <= k.cfg.SessionTimeout {
+		return false, nil
+	}
+	if k.cfg.Logger != nil {
+		k.cfg.Logger.Warn("kafka: the brokers refuse session timeouts below their group.min.session.timeout.ms; "+
+			"joining with theirs, so a killed member's partitions move only after it",
+			"configured", k.cfg.SessionTimeout, "using", floor)
+	}
+	k.cfg.SessionTimeout = floor
+	return true, nil
+}
+
+// brokersMinSessionTimeout reads group.min.session.timeout.ms from one of the brokers.
+func brokersMinSessionTimeout(ctx context.Context, transport kafka.RoundTripper, brokers []string) (time.Duration, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		return 0, err
+	}
+	if len(meta.Brokers) == 0 {
+		return 0, errors.New("no brokers in metadata")
+	}
+	const name = "group.min.session.timeout.ms"
+	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(meta.Brokers[0].ID), ConfigNames: []string{name},
+	}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == name {
+				ms, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s = %q: %w", name, e.ConfigValue, err)
+				}
+				return time.Duration(ms) * time.Millisecond, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s not described", name)
 }
 
 // Close flushes and closes the writer.
@@ -178,7 +259,18 @@ func (k *Kafka) Close() error {
 }
 
 type kafkaSubscription struct {
-	r *kafka.Reader
+	k            *Kafka
+	group, topic string
+
+	mu     sync.Mutex
+	r      *kafka.Reader // replaced when the brokers refuse its session timeout
+	closed bool
+}
+
+func (s *kafkaSubscription) reader() *kafka.Reader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r
 }
 
 // Fetch implements Subscription.
@@ -186,7 +278,15 @@ func (s *kafkaSubscription) Fetch(ctx context.Context, max int, linger time.Dura
 	if max < 1 {
 		return nil, fmt.Errorf("%w: fetch max must be positive, got %d", ErrInvalidConfig, max)
 	}
-	m, err := s.r.FetchMessage(ctx)
+	r := s.reader()
+	m, err := r.FetchMessage(ctx)
+	if errors.Is(err, kafka.InvalidSessionTimeout) {
+		if err := s.rejoin(ctx, r, err); err != nil {
+			return nil, err
+		}
+		r = s.reader()
+		m, err = r.FetchMessage(ctx)
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, ErrClosed
@@ -202,7 +302,7 @@ func (s *kafkaSubscription) Fetch(ctx context.Context, max int, linger time.Dura
 	lctx, cancel := context.WithTimeout(ctx, linger)
 	defer cancel()
 	for len(out) < max {
-		m, err := s.r.FetchMessage(lctx)
+		m, err := r.FetchMessage(lctx)
 		if err != nil {
 			break // the error, if it is not the linger, comes back on the next Fetch
 		}
@@ -232,7 +332,7 @@ func (s *kafkaSubscription) Commit(ctx context.Context, msgs ...Message) error {
 	for i, m := range msgs {
 		km[i] = kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 	}
-	if err := s.r.CommitMessages(ctx, km...); err != nil {
+	if err := s.reader().CommitMessages(ctx, km...); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
 			return ErrClosed
 		}
@@ -244,7 +344,34 @@ func (s *kafkaSubscription) Commit(ctx context.Context, msgs ...Message) error {
 // Close implements Subscription: the member leaves the group so that its partitions move
 // at once instead of after the session timeout.
 func (s *kafkaSubscription) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	return s.r.Close()
+}
+
+// rejoin handles a join refused for its session timeout: with the brokers' minimum
+// known and longer, the reader is replaced by one that joins with it (the caller's next
+// Fetch uses it), and nil is returned; otherwise the refusal is reported as a
+// configuration error.
+func (s *kafkaSubscription) rejoin(ctx context.Context, old *kafka.Reader, refused error) error {
+	session := old.Config().SessionTimeout
+	raised, err := s.k.raiseSessionTimeout(ctx, session)
+	if err != nil || !raised {
+		return fmt.Errorf("%w: the brokers refuse the group session timeout %v (--kafka-session-timeout; "+
+			"their group.min.session.timeout.ms and group.max.session.timeout.ms bound it): %w",
+			ErrInvalidConfig, session, errors.Join(refused, err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.r == old {
+		_ = old.Close()
+		s.r = s.k.newReader(s.group, s.topic, s.k.sessionTimeout())
+	}
+	return nil
 }
 
 // EnsureTopics creates the topics that do not exist yet, with partitions partitions and a

@@ -72,6 +72,30 @@ type MetaStore interface {
 	// UploadedBefore lists up to limit files still uploaded and created before t,
 	// ordered by ID, with IDs greater than afterID (empty: from the start).
 	UploadedBefore(ctx context.Context, t time.Time, afterID string, limit int) ([]File, error)
+
+	// Reserve grows hold h (creating it when absent) toward want bytes and returns what
+	// it holds afterwards: never less than it held, never more than want unless it
+	// already held more, and never more than quota minus the uploader's files that are
+	// not removed and the uploader's other holds that have not expired at now. It is
+	// decided atomically against every other Reserve of the same uploader (on every
+	// process sharing the store), so concurrent uploads can never together pass the
+	// quota. It sets h's expiry to h.Expires and forgets the uploader's holds that
+	// expired before now. want = what h holds just renews it.
+	Reserve(ctx context.Context, h Hold, want, quota int64, now time.Time) (int64, error)
+	// Release forgets a hold; an unknown id is not an error.
+	Release(ctx context.Context, holdID string) error
+	// CreateHeld is Create that forgets hold holdID in the same step, so the file's
+	// bytes are never counted twice (as a file and as a hold) nor not at all.
+	CreateHeld(ctx context.Context, f File, holdID string) error
+}
+
+// Hold is a quota reservation of an upload in progress: the bytes it holds count
+// against the uploader's quota until the upload is recorded (CreateHeld) or refused
+// (Release). A hold left by a crashed process stops counting when it expires.
+type Hold struct {
+	ID         string
+	UploaderID string
+	Expires    time.Time
 }
 
 // Domain errors; the HTTP edge maps them to codes.

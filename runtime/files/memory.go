@@ -12,21 +12,83 @@ import (
 type Memory struct {
 	mu    sync.Mutex
 	files map[string]File
+	holds map[string]memoryHold
+}
+
+type memoryHold struct {
+	uploader string
+	bytes    int64
+	expires  time.Time
 }
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{files: make(map[string]File)}
+	return &Memory{files: make(map[string]File), holds: make(map[string]memoryHold)}
 }
 
 // Create stores f.
 func (m *Memory) Create(_ context.Context, f File) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.createLocked(f)
+}
+
+func (m *Memory) createLocked(f File) error {
 	if _, ok := m.files[f.ID]; ok {
 		return fmt.Errorf("file %s: %w", f.ID, ErrExists)
 	}
 	m.files[f.ID] = f
+	return nil
+}
+
+// CreateHeld stores f and forgets the hold, under one lock.
+func (m *Memory) CreateHeld(_ context.Context, f File, holdID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.createLocked(f); err != nil {
+		return err
+	}
+	delete(m.holds, holdID)
+	return nil
+}
+
+// Reserve grows a hold within what the quota leaves, under the store's lock.
+func (m *Memory) Reserve(_ context.Context, h Hold, want, quota int64, now time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var others int64
+	for id, o := range m.holds {
+		switch {
+		case o.uploader != h.UploaderID || id == h.ID:
+		case !o.expires.After(now):
+			delete(m.holds, id)
+		default:
+			others += o.bytes
+		}
+	}
+	var used int64
+	for _, f := range m.files {
+		if f.UploaderID == h.UploaderID && f.Status == StatusUploaded {
+			used += f.Size
+		}
+	}
+	cur := m.holds[h.ID] // an expired hold of its own still holds: it is being renewed
+	held := grant(cur.bytes, want, quota-used-others)
+	m.holds[h.ID] = memoryHold{uploader: h.UploaderID, bytes: held, expires: h.Expires}
+	return held, nil
+}
+
+// grant is Reserve's rule: what a hold holding cur bytes holds after asking for want
+// when free bytes of the quota are left (free may be negative: over quota).
+func grant(cur, want, free int64) int64 {
+	return max(cur, min(want, free), 0)
+}
+
+// Release forgets a hold.
+func (m *Memory) Release(_ context.Context, holdID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.holds, holdID)
 	return nil
 }
 

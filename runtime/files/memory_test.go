@@ -10,3 +10,7 @@ import (
 func TestMemoryContract(t *testing.T) {
 	filestest.MetaStoreContract(t, func(*testing.T) files.MetaStore { return files.NewMemory() })
 }
+
+func TestMemoryQuotaContract(t *testing.T) {
+	filestest.QuotaContract(t, func(*testing.T) files.MetaStore { return files.NewMemory() })
+}

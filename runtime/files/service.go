@@ -94,8 +94,12 @@ type Upload struct {
 	Name        string // as the client sent it; sanitized before storing
 	ClaimedType string // the client's Content-Type; metadata only
 	// Length is the declared body length, or -1 when unknown (chunked, multipart). A
-	// declared length over the limit is refused before reading a byte.
+	// declared length over the limit or the remaining quota is refused before reading a
+	// byte.
 	Length int64
+	// AtMost bounds the body when Length is unknown (for multipart, the request's
+	// Content-Length); 0 or less when nothing bounds it. It sizes the quota hold.
+	AtMost int64
 }
 
 // Upload streams in.Body into a new blob under a server-generated id. The SHA-256 and
@@ -106,25 +110,40 @@ func (s *Service) Upload(ctx context.Context, uploaderID string, in Upload) (Fil
 	if uploaderID == "" {
 		return File{}, ErrEmptyUserID
 	}
-	limit, reason, err := s.uploadLimit(ctx, uploaderID)
-	if err != nil {
-		s.cfg.Metrics.Rejected(RejectInternal)
-		return File{}, err
+	if in.Length > s.cfg.MaxUploadBytes {
+		s.cfg.Metrics.Rejected(RejectTooLarge)
+		return File{}, &LimitError{Reason: RejectTooLarge, Limit: s.cfg.MaxUploadBytes}
 	}
-	if in.Length > limit || limit < 0 {
-		s.cfg.Metrics.Rejected(reason)
-		return File{}, &LimitError{Reason: reason, Limit: max(limit, 0)}
+
+	counted := &countingReader{r: in.Body}
+	var body io.Reader = counted
+	var hold *quotaHold
+	if s.cfg.QuotaBytes > 0 {
+		var err error
+		if hold, err = s.reserve(ctx, uploaderID, in); err != nil {
+			return File{}, err
+		}
+		// Whatever happens below, a hold not settled by CreateHeld is given back.
+		defer hold.release(ctx)
+		body = hold.limit(counted)
 	}
 
 	hash := sha256.New()
 	head := &headBuffer{max: sniffBytes}
-	counted := &countingReader{r: in.Body}
-	info, err := s.blobs.Put(ctx, io.TeeReader(counted, io.MultiWriter(hash, head)), limit)
+	info, err := s.blobs.Put(ctx, io.TeeReader(body, io.MultiWriter(hash, head)), s.cfg.MaxUploadBytes)
 	s.cfg.Metrics.AddBytesIn(counted.n)
 	if err != nil {
+		if hold != nil && hold.exceeded {
+			s.cfg.Metrics.Rejected(RejectQuota)
+			return File{}, &LimitError{Reason: RejectQuota, Limit: hold.held}
+		}
+		if hold != nil && hold.err != nil {
+			s.cfg.Metrics.Rejected(RejectInternal)
+			return File{}, fmt.Errorf("files: quota of %s: %w", uploaderID, hold.err)
+		}
 		if errors.Is(err, blob.ErrTooLarge) {
-			s.cfg.Metrics.Rejected(reason)
-			return File{}, &LimitError{Reason: reason, Limit: limit}
+			s.cfg.Metrics.Rejected(RejectTooLarge)
+			return File{}, &LimitError{Reason: RejectTooLarge, Limit: s.cfg.MaxUploadBytes}
 		}
 		if ctx.Err() != nil || counted.err != nil {
 			// The client went away or its body broke off: not our failure.
@@ -146,21 +165,19 @@ func (s *Service) Upload(ctx context.Context, uploaderID string, in Upload) (Fil
 		CreatedAt:   s.cfg.Now().UTC().Truncate(time.Microsecond), // PostgreSQL's precision
 		Status:      StatusUploaded,
 	}
-	if err := s.meta.Create(ctx, f); err != nil {
+	if hold != nil {
+		// The file's bytes move from the hold to the quota's used bytes in one step.
+		err = s.meta.CreateHeld(ctx, f, hold.h.ID)
+		if err == nil {
+			hold.settled = true
+		}
+	} else {
+		err = s.meta.Create(ctx, f)
+	}
+	if err != nil {
 		s.deleteBlobs(ctx, f.ID)
 		s.cfg.Metrics.Rejected(RejectInternal)
 		return File{}, fmt.Errorf("files: record upload: %w", err)
-	}
-	if s.cfg.QuotaBytes > 0 {
-		// Concurrent uploads all saw the same remaining quota before streaming: now that
-		// this one is recorded, the sum tells whether together they went over.
-		used, err := s.meta.UsedBytes(ctx, uploaderID)
-		if err == nil && used > s.cfg.QuotaBytes {
-			if _, rerr := s.remove(context.WithoutCancel(ctx), f.ID); rerr == nil {
-				s.cfg.Metrics.Rejected(RejectQuota)
-				return File{}, &LimitError{Reason: RejectQuota, Limit: s.cfg.QuotaBytes}
-			}
-		}
 	}
 	s.cfg.Metrics.uploaded()
 
@@ -176,21 +193,116 @@ func (s *Service) Upload(ctx context.Context, uploaderID string, in Upload) (Fil
 	return f, nil
 }
 
-// uploadLimit returns how many bytes this upload may have and which limit that is.
-func (s *Service) uploadLimit(ctx context.Context, uploaderID string) (int64, RejectReason, error) {
-	limit, reason := s.cfg.MaxUploadBytes, RejectTooLarge
-	if s.cfg.QuotaBytes <= 0 {
-		return limit, reason, nil
+// holdTTL is how long a hold outlives its last renewal; an upload renews its hold while
+// bytes keep coming, so only a hold whose process died (or whose client has sent nothing
+// for this long) lapses.
+const holdTTL = 10 * time.Minute
+
+// reserve takes a hold on the uploader's quota for this upload before a byte is read:
+// the declared length when there is one (an upload that cannot have it all is refused
+// at once), otherwise as much as the upload may grow to (its upper bound, the per-file
+// limit), which limit() extends later if the quota had less to give at first.
+func (s *Service) reserve(ctx context.Context, uploaderID string, in Upload) (*quotaHold, error) {
+	want := s.cfg.MaxUploadBytes
+	if in.Length >= 0 {
+		want = in.Length
+	} else if in.AtMost > 0 {
+		want = min(want, in.AtMost)
 	}
-	used, err := s.meta.UsedBytes(ctx, uploaderID)
-	if err != nil {
-		return 0, "", fmt.Errorf("files: quota of %s: %w", uploaderID, err)
+	q := &quotaHold{s: s, ctx: ctx, h: Hold{ID: blob.NewID(), UploaderID: uploaderID}}
+	if err := q.grow(want); err != nil {
+		q.release(ctx) // in case the store kept it after all; it would lapse anyway
+		s.cfg.Metrics.Rejected(RejectInternal)
+		return nil, fmt.Errorf("files: quota of %s: %w", uploaderID, err)
 	}
-	if remaining := s.cfg.QuotaBytes - used; remaining < limit {
-		return remaining, RejectQuota, nil
+	if in.Length >= 0 && q.held < in.Length {
+		q.release(ctx)
+		s.cfg.Metrics.Rejected(RejectQuota)
+		return nil, &LimitError{Reason: RejectQuota, Limit: q.held}
 	}
-	return limit, reason, nil
+	return q, nil
 }
+
+// quotaHold is one upload's hold on its uploader's quota.
+type quotaHold struct {
+	s       *Service
+	ctx     context.Context
+	h       Hold
+	held    int64     // bytes the store holds for this upload
+	renewAt time.Time // when the hold's expiry is next pushed back
+	settled bool      // recorded by CreateHeld: nothing to release
+
+	r        io.Reader
+	n        int64 // bytes passed through limit's reader
+	exceeded bool  // the body went past what the quota could give
+	err      error // the store failed while growing or renewing
+}
+
+// grow asks the store to let the hold hold want bytes, and renews its expiry.
+func (q *quotaHold) grow(want int64) error {
+	now := q.s.cfg.Now()
+	q.h.Expires = now.Add(holdTTL)
+	held, err := q.s.meta.Reserve(q.ctx, q.h, want, q.s.cfg.QuotaBytes, now)
+	if err != nil {
+		return err
+	}
+	q.held, q.renewAt = held, now.Add(holdTTL/4)
+	return nil
+}
+
+// release gives the hold back unless the upload was recorded.
+func (q *quotaHold) release(ctx context.Context) {
+	if q.settled {
+		return
+	}
+	if err := q.s.meta.Release(context.WithoutCancel(ctx), q.h.ID); err != nil {
+		// The hold lapses by itself at its expiry.
+		q.s.cfg.Logger.WarnContext(ctx, "quota hold not released", "hold", q.h.ID, "err", err)
+	}
+	q.settled = true
+}
+
+// limit returns r bounded by the hold: past what it holds, the hold asks the store for
+// more (up to the per-file limit: concurrent uploads may have finished and left their
+// unused bytes), and the read fails when the quota has none left.
+func (q *quotaHold) limit(r io.Reader) io.Reader {
+	q.r = r
+	return q
+}
+
+func (q *quotaHold) Read(p []byte) (int, error) {
+	if q.exceeded || q.err != nil {
+		return 0, errQuotaHold
+	}
+	// Read at most one byte past the hold: that byte proves the upload needs more.
+	if room := q.held - q.n + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := q.r.Read(p)
+	q.n += int64(n)
+	if q.n > q.held && q.held >= q.s.cfg.MaxUploadBytes {
+		return n, err // past the per-file limit: the blob store refuses it as too large
+	}
+	if q.n > q.held || (n > 0 && !q.s.cfg.Now().Before(q.renewAt)) {
+		want := q.held // renew only
+		if q.n > q.held {
+			want = q.s.cfg.MaxUploadBytes
+		}
+		if gerr := q.grow(want); gerr != nil {
+			q.err = gerr
+			return 0, errQuotaHold
+		}
+		if q.n > q.held {
+			q.exceeded = true
+			return 0, errQuotaHold
+		}
+	}
+	return n, err
+}
+
+// errQuotaHold fails the blob store's read when the hold ran out or could not be kept;
+// Upload reports the reason from the hold itself.
+var errQuotaHold = errors.New("files: upload stopped by its quota hold")
 
 // thumbnail generates the thumbnail once, from the stored bytes, and records it.
 func (s *Service) thumbnail(ctx context.Context, f File) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,5 +379,90 @@ func TestConfigFlags(t *testing.T) {
 	want := Config{MaxUploadBytes: 1 << 20, QuotaBytes: 5_000_000, MaxImagePixels: DefaultMaxImagePixels, OrphanGrace: 2 * time.Hour}
 	if c.MaxUploadBytes != want.MaxUploadBytes || c.QuotaBytes != want.QuotaBytes || c.MaxImagePixels != want.MaxImagePixels || c.OrphanGrace != want.OrphanGrace {
 		t.Fatalf("config %+v, want %+v", c, want)
+	}
+}
+
+// slowBody yields its chunks one per Read and runs between() before each but the first.
+type slowBody struct {
+	chunks  [][]byte
+	between func()
+	reads   int
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if len(b.chunks) == 0 {
+		return 0, io.EOF
+	}
+	if b.reads > 0 && b.between != nil {
+		b.between()
+	}
+	b.reads++
+	n := copy(p, b.chunks[0])
+	b.chunks[0] = b.chunks[0][n:]
+	if len(b.chunks[0]) == 0 {
+		b.chunks = b.chunks[1:]
+	}
+	return n, nil
+}
+
+func TestQuotaHoldIsRenewedWhileBytesComeAndGivenBackAfter(t *testing.T) {
+	f := newServiceFixture(t, Config{MaxUploadBytes: 1000, QuotaBytes: 1000})
+	ctx := context.Background()
+	// Each pause outlasts a hold's lifetime; the upload renews its hold as bytes arrive,
+	// so another upload can never take the bytes it holds.
+	other := func() int64 {
+		got, err := f.meta.Reserve(ctx, Hold{ID: blob.NewID(), UploaderID: "alice", Expires: f.clock.Now().Add(time.Second)}, 1000, 1000, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	var seen []int64
+	body := &slowBody{chunks: [][]byte{make([]byte, 100), make([]byte, 100), make([]byte, 100)}, between: func() {
+		f.clock.Advance(holdTTL - time.Second)
+		seen = append(seen, other())
+	}}
+	got, err := f.svc.Upload(ctx, "alice", Upload{Body: body, Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range seen {
+		if n != 0 {
+			t.Fatalf("pause %d: another hold got %d bytes while the upload held the whole quota", i, n)
+		}
+	}
+	f.clock.Advance(2 * time.Second) // the probes' own holds lapse
+	if n := other(); n != 1000-got.Size {
+		t.Fatalf("after the upload another hold gets %d bytes, want %d (the upload keeps only its size)", n, 1000-got.Size)
+	}
+}
+
+// An upload of unknown length holds its upper bound (AtMost, for multipart the request's
+// Content-Length), not the whole per-file limit, so a concurrent upload that fits beside
+// it is not refused while it streams.
+func TestUnknownLengthHoldsItsBoundNotTheFileLimit(t *testing.T) {
+	f := newServiceFixture(t, Config{MaxUploadBytes: 1000, QuotaBytes: 1000})
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Upload(ctx, "alice", Upload{Body: pr, Length: -1, AtMost: 450})
+		first <- err
+	}()
+	if _, err := pw.Write(make([]byte, 100)); err != nil { // the first upload is streaming
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Upload(ctx, "alice", Upload{Body: bytes.NewReader(make([]byte, 400)), Length: -1, AtMost: 450}); err != nil {
+		t.Fatalf("second upload while the first streams: %v", err)
+	}
+	if _, err := pw.Write(make([]byte, 300)); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	if err := <-first; err != nil {
+		t.Fatalf("first upload: %v", err)
+	}
+	if used, _ := f.meta.UsedBytes(ctx, "alice"); used != 800 {
+		t.Fatalf("used %d bytes, want 800", used)
 	}
 }

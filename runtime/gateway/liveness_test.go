@@ -56,6 +56,10 @@ func TestWriteErrorClosesTheConnection(t *testing.T) {
 	if v := testutil.ToFloat64(f.gw.metrics.queueDrops); v != 0 {
 		t.Fatalf("the client was dropped as slow (%v), not by the write timeout", v)
 	}
+	// A write that timed out is a client that stopped reading: counted as slow.
+	if v := testutil.ToFloat64(f.gw.metrics.disconnects.WithLabelValues(string(protocol.CodeSlowConsumer))); v != 1 {
+		t.Fatalf("slow_consumer disconnects = %v, want 1", v)
+	}
 }
 
 // slowHistory answers like history, after a delay (a busy database).

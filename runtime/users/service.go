@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"runtime"
 	"strings"
@@ -26,11 +27,20 @@ type Config struct {
 	Registration string        // open, closed or invite
 	RefreshTTL   time.Duration // refresh-token lifetime
 	Password     PasswordParams
-	// Login throttling: at most MaxFailuresPerAccount (and PerAddress) failed logins per
-	// ThrottleWindow.
-	MaxFailuresPerAccount int
-	MaxFailuresPerAddress int
-	ThrottleWindow        time.Duration
+	// Login throttling (OWASP's "slow down online guessing"), per ThrottleWindow:
+	// MaxFailuresPerAccountAddress failed logins per (account, client address), so one
+	// address cannot guess on; MaxFailuresPerAddress per client address across accounts;
+	// and MaxFailuresPerAccount per account across the addresses it has not logged in
+	// from within KnownAddressTTL, so a guess spread over many addresses stops too while
+	// the owner, from an address it logged in from before, is never locked out by it.
+	// IPv6 addresses count by their /64.
+	MaxFailuresPerAccountAddress int
+	MaxFailuresPerAccount        int
+	MaxFailuresPerAddress        int
+	ThrottleWindow               time.Duration
+	// KnownAddressTTL is how long an address stays known to an account after its last
+	// successful login (or registration) from it.
+	KnownAddressTTL time.Duration
 	// MaxRegistrationsPerAddress bounds registration attempts (that pass the cheap checks,
 	// so cost a password hash) per client address per ThrottleWindow.
 	MaxRegistrationsPerAddress int
@@ -46,12 +56,14 @@ type Config struct {
 // DefaultConfig is a safe starting point.
 func DefaultConfig() Config {
 	return Config{
-		Registration:          RegistrationOpen,
-		RefreshTTL:            30 * 24 * time.Hour,
-		Password:              DefaultPasswordParams,
-		MaxFailuresPerAccount: 10,
-		MaxFailuresPerAddress: 50,
-		ThrottleWindow:        15 * time.Minute,
+		Registration:                 RegistrationOpen,
+		RefreshTTL:                   30 * 24 * time.Hour,
+		Password:                     DefaultPasswordParams,
+		MaxFailuresPerAccountAddress: 10,
+		MaxFailuresPerAccount:        100,
+		MaxFailuresPerAddress:        50,
+		ThrottleWindow:               15 * time.Minute,
+		KnownAddressTTL:              30 * 24 * time.Hour,
 
 		MaxRegistrationsPerAddress: 50,
 		MaxConcurrentHashes:        max(2, runtime.GOMAXPROCS(0)),
@@ -86,6 +98,7 @@ func NewService(store Store, auth *Auth, cfg Config, now func() time.Time) (*Ser
 		return nil, err
 	}
 	if cfg.RefreshTTL <= 0 || cfg.ThrottleWindow <= 0 || cfg.MaxFailuresPerAccount <= 0 || cfg.MaxFailuresPerAddress <= 0 ||
+		cfg.MaxFailuresPerAccountAddress <= 0 || cfg.KnownAddressTTL <= 0 ||
 		cfg.MaxRegistrationsPerAddress <= 0 || cfg.MaxConcurrentHashes <= 0 || cfg.RefreshReuseGrace < 0 {
 		return nil, fmt.Errorf("users config: refresh ttl, throttle window, failure and registration limits and concurrent hashes must be positive")
 	}
@@ -209,7 +222,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, Tokens, e
 	}
 	if r.Addr != "" {
 		// Every attempt that would cost a hash counts, successful or not.
-		n, err := s.store.RecordFailure(ctx, "register:addr:"+truncate(r.Addr, 64), s.now(), s.cfg.ThrottleWindow)
+		n, err := s.store.RecordFailure(ctx, "register:addr:"+throttleAddr(r.Addr), s.now(), s.cfg.ThrottleWindow)
 		if err != nil {
 			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
 		}
@@ -249,6 +262,10 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, Tokens, e
 		}
 		return User{}, Tokens{}, fmt.Errorf("create account: %w", err)
 	}
+	// Whoever chose the password is the owner: the address that registered is known.
+	if err := s.rememberAddress(ctx, strings.ToLower(a.Username), throttleAddr(r.Addr), s.now()); err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	}
 	t, err := s.startSession(ctx, a.ID, "")
 	if err != nil {
 		return User{}, Tokens{}, err
@@ -269,13 +286,17 @@ func (s *Service) CreateInvite(ctx context.Context, userID string) (string, erro
 }
 
 // Login checks the password and starts a session. addr is the client's address, for
-// per-address throttling. Failures are counted per account and per address; an unknown
-// username counts too, so the throttle does not reveal which names exist.
+// throttling (see Config): failures count per (account, address), per address, and per
+// account from addresses it has not logged in from lately; an unknown username counts
+// like a known one, so the throttle does not reveal which names exist.
 func (s *Service) Login(ctx context.Context, username, password, addr string) (User, Tokens, error) {
 	now := s.now()
+	addr = throttleAddr(addr)
 	// Keys are bounded: a 60 KB "username" must not become a 60 KB primary key.
-	accountKey := "login:account:" + strings.ToLower(truncate(username, 64))
-	addrKey := "login:addr:" + truncate(addr, 64)
+	account := strings.ToLower(truncate(username, 64))
+	accountKey := "login:account:" + account
+	pairKey := "login:account-addr:" + account + "|" + addr
+	addrKey := "login:addr:" + addr
 	n, err := s.store.Failures(ctx, addrKey, now, s.cfg.ThrottleWindow)
 	if err != nil {
 		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
@@ -294,13 +315,27 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 		// a name that cannot exist.
 		return fail()
 	}
-	// The attempt is counted against the account before the password is checked, in one
-	// atomic step, so that concurrent guesses cannot all pass a read-then-write check; a
-	// successful login resets it.
-	if n, err := s.store.RecordFailure(ctx, accountKey, now, s.cfg.ThrottleWindow); err != nil {
+	// Attempts are counted before the password is checked, each in one atomic step, so
+	// that concurrent guesses cannot all pass a read-then-write check; a successful
+	// login resets the (account, address) count.
+	if n, err := s.store.RecordFailure(ctx, pairKey, now, s.cfg.ThrottleWindow); err != nil {
 		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
-	} else if n > s.cfg.MaxFailuresPerAccount {
+	} else if n > s.cfg.MaxFailuresPerAccountAddress {
 		return User{}, Tokens{}, ErrThrottled
+	}
+	known, err := s.knownAddress(ctx, account, addr, now)
+	if err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	}
+	if !known {
+		// Only strangers spend the account's budget, so they cannot exhaust it for the
+		// owner's own addresses; a success does not refill it (the owner's address
+		// becomes known instead).
+		if n, err := s.store.RecordFailure(ctx, accountKey, now, s.cfg.ThrottleWindow); err != nil {
+			return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+		} else if n > s.cfg.MaxFailuresPerAccount {
+			return User{}, Tokens{}, ErrThrottled
+		}
 	}
 	a, err := s.store.AccountByUsername(ctx, username)
 	if errors.Is(err, ErrNotFound) {
@@ -320,7 +355,10 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 	if !ok {
 		return fail()
 	}
-	if err := s.store.ResetFailures(ctx, accountKey); err != nil {
+	if err := s.store.ResetFailures(ctx, pairKey); err != nil {
+		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
+	}
+	if err := s.rememberAddress(ctx, account, addr, now); err != nil {
 		return User{}, Tokens{}, fmt.Errorf("throttle: %w", err)
 	}
 	t, err := s.startSession(ctx, a.ID, "")
@@ -328,6 +366,46 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (U
 		return User{}, Tokens{}, err
 	}
 	return a.User, t, nil
+}
+
+// Known addresses live in the throttle store as a counter whose window is
+// KnownAddressTTL and restarts at every successful login from the address: present
+// means the account logged in from there within the TTL. Only a correct password (or
+// the registration) writes it, so a stranger cannot make an address known.
+func knownKey(account, addr string) string { return "login:known:" + account + "|" + addr }
+
+func (s *Service) knownAddress(ctx context.Context, account, addr string, now time.Time) (bool, error) {
+	if addr == "" {
+		return false, nil
+	}
+	n, err := s.store.Failures(ctx, knownKey(account, addr), now, s.cfg.KnownAddressTTL)
+	return n > 0, err
+}
+
+func (s *Service) rememberAddress(ctx context.Context, account, addr string, now time.Time) error {
+	if addr == "" {
+		return nil
+	}
+	key := knownKey(account, addr)
+	if err := s.store.ResetFailures(ctx, key); err != nil {
+		return err
+	}
+	_, err := s.store.RecordFailure(ctx, key, now, s.cfg.KnownAddressTTL)
+	return err
+}
+
+// throttleAddr is the address throttles count by: an IPv6 address by its /64 (one host
+// usually holds a whole /64, so single addresses would give it endless budgets),
+// anything else as it is, at most 64 bytes.
+func throttleAddr(addr string) string {
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		ip = ip.Unmap()
+		if ip.Is6() {
+			return netip.PrefixFrom(ip, 64).Masked().String()
+		}
+		return ip.String()
+	}
+	return truncate(addr, 64)
 }
 
 // Refresh rotates a refresh token: the old one is revoked, a new pair is issued in the

@@ -281,7 +281,9 @@ func uploadFromRequest(r *http.Request) (files.Upload, error) {
 			return files.Upload{}, fmt.Errorf("multipart body: %w", err)
 		}
 		if part.FormName() == "file" {
-			return files.Upload{Body: part, Name: rawFileName(part), ClaimedType: part.Header.Get("Content-Type"), Length: -1}, nil
+			// The part is no longer than the request body: that bounds its quota hold.
+			return files.Upload{Body: part, Name: rawFileName(part), ClaimedType: part.Header.Get("Content-Type"), Length: -1,
+				AtMost: max(r.ContentLength, 0)}, nil
 		}
 		if n, _ := io.Copy(io.Discard, io.LimitReader(part, maxFormFieldBytes+1)); n > maxFormFieldBytes {
 			return files.Upload{}, fmt.Errorf("multipart field %q is longer than %d bytes", part.FormName(), maxFormFieldBytes)

@@ -38,7 +38,13 @@ func scan(row pgx.Row) (files.File, error) {
 
 // Create inserts f.
 func (s *Store) Create(ctx context.Context, f files.File) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO files (`+columns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+	return create(ctx, s.pool, f)
+}
+
+func create(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, f files.File) error {
+	_, err := db.Exec(ctx, `INSERT INTO files (`+columns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
 		f.ID, f.UploaderID, f.Size, f.SHA256, f.ContentType, f.ClaimedType, f.Name, f.CreatedAt, string(f.Status), f.ThumbnailID)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
@@ -129,4 +135,62 @@ func (s *Store) UploadedBefore(ctx context.Context, t time.Time, afterID string,
 		return nil, fmt.Errorf("filespg: list before %s: %w", t, err)
 	}
 	return out, nil
+}
+
+// quotaLockClass is the first key of the transaction-scoped advisory lock that orders
+// the quota holds of one uploader (the second is hashtext of the uploader id); two-key
+// advisory locks do not collide with one-key ones.
+const quotaLockClass = 0x7061726c // "parl"
+
+// Reserve grows a hold under a per-uploader advisory lock: every Reserve of the uploader
+// waits for the one before it to commit, and reads the files and holds it committed.
+func (s *Store) Reserve(ctx context.Context, h files.Hold, want, quota int64, now time.Time) (held int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, quotaLockClass, h.UploaderID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM file_quota_holds WHERE uploader_id = $1 AND id <> $2 AND expires_at <= $3`,
+			h.UploaderID, h.ID, now); err != nil {
+			return err
+		}
+		var used, others, cur int64
+		if err := tx.QueryRow(ctx, `SELECT
+			(SELECT COALESCE(SUM(size), 0)::bigint FROM files WHERE uploader_id = $1 AND status = 'uploaded'),
+			(SELECT COALESCE(SUM(bytes), 0)::bigint FROM file_quota_holds WHERE uploader_id = $1 AND id <> $2),
+			(SELECT COALESCE(MAX(bytes), 0)::bigint FROM file_quota_holds WHERE id = $2)`,
+			h.UploaderID, h.ID).Scan(&used, &others, &cur); err != nil {
+			return err
+		}
+		held = max(cur, min(want, quota-used-others), 0)
+		_, err := tx.Exec(ctx, `INSERT INTO file_quota_holds (id, uploader_id, bytes, expires_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO UPDATE SET bytes = EXCLUDED.bytes, expires_at = EXCLUDED.expires_at`,
+			h.ID, h.UploaderID, held, h.Expires)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("filespg: reserve for %s: %w", h.UploaderID, err)
+	}
+	return held, nil
+}
+
+// Release deletes a hold.
+func (s *Store) Release(ctx context.Context, holdID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM file_quota_holds WHERE id = $1`, holdID); err != nil {
+		return fmt.Errorf("filespg: release hold %s: %w", holdID, err)
+	}
+	return nil
+}
+
+// CreateHeld inserts f and deletes its hold in one transaction: a concurrent Reserve's
+// single statement sees either both or neither.
+func (s *Store) CreateHeld(ctx context.Context, f files.File, holdID string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := create(ctx, tx, f); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM file_quota_holds WHERE id = $1`, holdID); err != nil {
+			return fmt.Errorf("filespg: settle hold %s: %w", holdID, err)
+		}
+		return nil
+	})
 }

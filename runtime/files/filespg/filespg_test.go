@@ -19,3 +19,13 @@ func TestPostgresContract(t *testing.T) {
 		return New(pool)
 	})
 }
+
+func TestPostgresQuotaContract(t *testing.T) {
+	filestest.QuotaContract(t, func(t *testing.T) files.MetaStore {
+		pool := testenv.PostgresPool(t)
+		if _, err := postgres.Migrate(context.Background(), pool); err != nil {
+			t.Fatal(err)
+		}
+		return New(pool)
+	})
+}

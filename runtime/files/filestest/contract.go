@@ -217,4 +217,82 @@ func MetaStoreContract(t *testing.T, newStore func(t *testing.T) files.MetaStore
 			t.Fatalf("listed %v, want %v", seen, want)
 		}
 	})
+	t.Run("holds: concurrent reserves never grant past the quota and grant all it has", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Create(ctx, sample("alice", 30, base)); err != nil {
+			t.Fatal(err)
+		}
+		const n, want, quota = 40, 7, 100
+		var wg sync.WaitGroup
+		grants := make(chan int64, n)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := s.Reserve(ctx, files.Hold{ID: blob.NewID(), UploaderID: "alice", Expires: base.Add(time.Hour)}, want, quota, base)
+				if err != nil {
+					t.Errorf("reserve: %v", err)
+				}
+				grants <- got
+			}()
+		}
+		wg.Wait()
+		close(grants)
+		var sum int64
+		for g := range grants {
+			if g < 0 || g > want {
+				t.Errorf("a hold of %d bytes, asked %d", g, want)
+			}
+			sum += g
+		}
+		if sum != quota-30 {
+			t.Fatalf("holds sum to %d bytes with 30 used under a quota of %d, want exactly %d", sum, quota, quota-30)
+		}
+		// Bob's quota is his own.
+		if got, err := s.Reserve(ctx, files.Hold{ID: blob.NewID(), UploaderID: "bob", Expires: base.Add(time.Hour)}, 50, quota, base); err != nil || got != 50 {
+			t.Fatalf("bob's reserve = %d, %v; want 50", got, err)
+		}
+	})
+
+	t.Run("holds: grow, settle, release and expire", func(t *testing.T) {
+		s := newStore(t)
+		hold := func(id string) files.Hold {
+			return files.Hold{ID: id, UploaderID: "alice", Expires: base.Add(time.Minute)}
+		}
+		reserve := func(h files.Hold, want, wantHeld int64, now time.Time) {
+			t.Helper()
+			got, err := s.Reserve(ctx, h, want, 100, now)
+			if err != nil || got != wantHeld {
+				t.Fatalf("reserve %s for %d = %d, %v; want %d", h.ID, want, got, err, wantHeld)
+			}
+		}
+		a, b := hold(blob.NewID()), hold(blob.NewID())
+		reserve(a, 60, 60, base)
+		reserve(b, 60, 40, base) // partial: 40 left
+		reserve(a, 10, 60, base) // never shrinks
+		reserve(b, 60, 40, base) // nothing more to give
+		f := sample("alice", 25, base)
+		if err := s.CreateHeld(ctx, f, a.ID); err != nil {
+			t.Fatalf("create held: %v", err)
+		}
+		if got, err := s.Get(ctx, f.ID); err != nil || got.Size != 25 {
+			t.Fatalf("get after create held = %+v, %v", got, err)
+		}
+		reserve(b, 80, 75, base) // a's 60 became a 25-byte file
+		if err := s.Release(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Release(ctx, b.ID); err != nil {
+			t.Fatalf("second release = %v, want nil", err)
+		}
+		c := hold(blob.NewID())
+		reserve(c, 100, 75, base)
+		// Past its expiry a hold no longer counts for others.
+		d := hold(blob.NewID())
+		d.Expires = base.Add(2 * time.Minute)
+		reserve(d, 100, 75, base.Add(90*time.Second))
+		if err := s.CreateHeld(ctx, f, d.ID); !errors.Is(err, files.ErrExists) {
+			t.Fatalf("create held of an existing id = %v, want ErrExists", err)
+		}
+	})
 }

@@ -52,7 +52,8 @@ func NewService(t testing.TB, store users.Store, registration string, clock *Clo
 	cfg := users.DefaultConfig()
 	cfg.Registration = registration
 	cfg.Password = CheapPasswords
-	cfg.MaxFailuresPerAccount = 3
+	cfg.MaxFailuresPerAccountAddress = 3
+	cfg.MaxFailuresPerAccount = 6
 	cfg.MaxFailuresPerAddress = 5
 	svc, err := users.NewService(store, auth, cfg, clock.Now)
 	if err != nil {
@@ -254,20 +255,23 @@ func Run(t *testing.T, newStore func(t *testing.T) users.Store) {
 		}
 	})
 
-	t.Run("login throttled per account and per address", func(t *testing.T) {
+	t.Run("login throttled per account and address, and per address", func(t *testing.T) {
 		clock := NewClock()
 		svc := NewService(t, newStore(t), users.RegistrationOpen, clock)
 		Register(t, svc, "gina")
 		for i := range 3 {
-			if _, _, err := svc.Login(ctx, "gina", "wrong password", fmt.Sprintf("10.0.0.%d", i)); !errors.Is(err, users.ErrInvalidCredentials) {
+			if _, _, err := svc.Login(ctx, "gina", "wrong password", "10.0.0.1"); !errors.Is(err, users.ErrInvalidCredentials) {
 				t.Fatalf("attempt %d: %v", i, err)
 			}
 		}
-		if _, _, err := svc.Login(ctx, "GINA", "correct horse", "10.9.9.9"); !errors.Is(err, users.ErrThrottled) {
-			t.Fatalf("4th attempt with the right password: %v, want ErrThrottled", err)
+		if _, _, err := svc.Login(ctx, "GINA", "correct horse", "10.0.0.1"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("4th attempt from one address with the right password: %v, want ErrThrottled", err)
+		}
+		if _, _, err := svc.Login(ctx, "gina", "correct horse", "10.9.9.9"); err != nil {
+			t.Fatalf("another address: %v", err)
 		}
 		clock.Advance(16 * time.Minute)
-		if _, _, err := svc.Login(ctx, "gina", "correct horse", "10.9.9.9"); err != nil {
+		if _, _, err := svc.Login(ctx, "gina", "correct horse", "10.0.0.1"); err != nil {
 			t.Fatalf("after the window: %v", err)
 		}
 		Register(t, svc, "hank")
@@ -279,6 +283,84 @@ func Run(t *testing.T, newStore func(t *testing.T) users.Store) {
 		}
 		if _, _, err := svc.Login(ctx, "hank", "correct horse", "192.0.2.2"); err != nil {
 			t.Fatalf("other address: %v", err)
+		}
+	})
+
+	t.Run("a stranger's wrong passwords do not lock the owner out", func(t *testing.T) {
+		clock := NewClock()
+		svc := NewService(t, newStore(t), users.RegistrationOpen, clock)
+		Register(t, svc, "olga")
+		if _, _, err := svc.Login(ctx, "olga", "correct horse", "10.1.1.1"); err != nil {
+			t.Fatalf("owner's login: %v", err)
+		}
+		// The stranger guesses until throttled: only the stranger's address is.
+		for i := range 10 {
+			_, _, err := svc.Login(ctx, "olga", "wrong password", "203.0.113.9")
+			if want := users.ErrInvalidCredentials; i >= 3 {
+				if !errors.Is(err, users.ErrThrottled) {
+					t.Fatalf("stranger's attempt %d: %v, want ErrThrottled", i, err)
+				}
+			} else if !errors.Is(err, want) {
+				t.Fatalf("stranger's attempt %d: %v, want %v", i, err, want)
+			}
+		}
+		if _, _, err := svc.Login(ctx, "olga", "correct horse", "10.1.1.1"); err != nil {
+			t.Fatalf("owner's login after a stranger's guesses: %v", err)
+		}
+		if _, _, err := svc.Login(ctx, "olga", "correct horse", "10.1.1.2"); err != nil {
+			t.Fatalf("owner's login from a new address after one stranger's guesses: %v", err)
+		}
+		// An IPv6 stranger cannot get a fresh budget by changing address within its /64.
+		for i := range 3 {
+			_, _, _ = svc.Login(ctx, "olga", "wrong password", fmt.Sprintf("2001:db8:0:7::%x", i+1))
+		}
+		if _, _, err := svc.Login(ctx, "olga", "correct horse", "2001:db8:0:7::99"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("same /64 after 3 failures: %v, want ErrThrottled", err)
+		}
+	})
+
+	t.Run("a distributed guess throttles the account for unknown addresses only", func(t *testing.T) {
+		clock := NewClock()
+		svc := NewService(t, newStore(t), users.RegistrationOpen, clock)
+		// The address that registered is known.
+		if _, _, err := svc.Register(ctx, users.Registration{Username: "petra", Password: "correct horse", Addr: "10.2.2.2"}); err != nil {
+			t.Fatal(err)
+		}
+		// One guess from each of many addresses: the account-wide budget (6 in the test
+		// settings) runs out for addresses the account never logged in from.
+		for i := range 6 {
+			if _, _, err := svc.Login(ctx, "petra", "wrong password", fmt.Sprintf("198.18.0.%d", i+1)); !errors.Is(err, users.ErrInvalidCredentials) {
+				t.Fatalf("guess %d: %v", i, err)
+			}
+		}
+		if _, _, err := svc.Login(ctx, "petra", "correct horse", "198.18.1.1"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("unknown address after the account's budget: %v, want ErrThrottled", err)
+		}
+		if _, _, err := svc.Login(ctx, "petra", "correct horse", "10.2.2.2"); err != nil {
+			t.Fatalf("owner's known address during a distributed guess: %v", err)
+		}
+		// An address becomes known by a successful login (which, from an address not
+		// known yet, spends one attempt of the account's budget like any other).
+		Register(t, svc, "quinn")
+		if _, _, err := svc.Login(ctx, "quinn", "correct horse", "10.3.3.3"); err != nil {
+			t.Fatalf("owner's login: %v", err)
+		}
+		for i := range 5 {
+			_, _, _ = svc.Login(ctx, "quinn", "wrong password", fmt.Sprintf("198.18.2.%d", i+1))
+		}
+		if _, _, err := svc.Login(ctx, "quinn", "correct horse", "198.18.9.9"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("unknown address after the account's budget: %v, want ErrThrottled", err)
+		}
+		if _, _, err := svc.Login(ctx, "quinn", "correct horse", "10.3.3.3"); err != nil {
+			t.Fatalf("known address during a distributed guess: %v", err)
+		}
+		// A known address is forgotten after KnownAddressTTL without a login from it.
+		clock.Advance(users.DefaultConfig().KnownAddressTTL + time.Minute)
+		for i := range 6 {
+			_, _, _ = svc.Login(ctx, "petra", "wrong password", fmt.Sprintf("198.18.3.%d", i+1))
+		}
+		if _, _, err := svc.Login(ctx, "petra", "correct horse", "10.2.2.2"); !errors.Is(err, users.ErrThrottled) {
+			t.Fatalf("address unused for longer than KnownAddressTTL: %v, want ErrThrottled", err)
 		}
 	})
 

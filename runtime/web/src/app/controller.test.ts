@@ -190,6 +190,30 @@ describe('Controller', () => {
     history.pop();
   });
 
+  it('a burst of messages while reading sends one read mark with the highest seq', async () => {
+    // The controller marks read only in a visible page.
+    vi.stubGlobal('document', { visibilityState: 'visible' });
+    try {
+      const srv = server();
+      const ctl = new Controller({ WebSocket: FakeWS, fetch: srv.fetch, base: 'http://parley.test', wsUrl: 'ws://parley.test/ws' });
+      await ctl.login('me', 'password1');
+      await vi.advanceTimersByTimeAsync(10);
+      ws().open();
+      ctl.openRoom(ROOM);
+      await vi.advanceTimersByTimeAsync(500);
+      const before = ws().sent.filter((f) => f.type === 'mark' && f.kind === 'read').length;
+      for (let seq = 4; seq <= 53; seq++) {
+        ws().frame({ type: 'message', id: 'b' + seq, room: ROOM, message_id: 'm' + seq, seq, sender: 'bob', body: 'hi', created_at: at(seq) });
+      }
+      await vi.advanceTimersByTimeAsync(500);
+      const reads = ws().sent.filter((f) => f.type === 'mark' && f.kind === 'read').slice(before);
+      expect(reads).toEqual([{ type: 'mark', room: ROOM, kind: 'read', seq: 53 }]);
+      ctl.logout().catch(() => {});
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it('a refused send is failed with its code, and a retry uses the same client id', async () => {
     const srv = server();
     const ctl = new Controller({ WebSocket: FakeWS, fetch: srv.fetch, base: 'http://parley.test', wsUrl: 'ws://parley.test/ws' });

@@ -847,11 +847,27 @@ export class Controller {
     if (seq <= 0) return;
     this.store.set((s) => ({ rooms: R.noteRead(s.rooms, roomId, seq, 0) }));
     if ((this.readSent.get(roomId) ?? 0) >= seq) return;
-    this.readSent.set(roomId, seq);
-    if (!this.socket.send({ type: 'mark', room: roomId, kind: 'read', seq })) {
-      ok(this.api.POST('/api/v1/rooms/{roomID}/receipts', { params: { path: { roomID: roomId } }, body: { kind: 'read', seq } })).catch(
-        () => this.readSent.delete(roomId),
-      );
+    // Coalesced like delivered marks: a burst of arrivals while reading (a resume, a busy
+    // group) sends one mark with the highest seq, not one per message, which would run
+    // into the per-user frame rate and show "sending too fast".
+    if ((this.readWanted.get(roomId) ?? 0) < seq) this.readWanted.set(roomId, seq);
+    if (this.readTimer === undefined) this.readTimer = setTimeout(() => this.flushRead(), 300);
+  }
+
+  private readWanted = new Map<string, number>();
+  private readTimer: ReturnType<typeof setTimeout> | undefined;
+  private flushRead() {
+    this.readTimer = undefined;
+    const wanted = [...this.readWanted];
+    this.readWanted.clear();
+    for (const [roomId, seq] of wanted) {
+      if ((this.readSent.get(roomId) ?? 0) >= seq) continue;
+      this.readSent.set(roomId, seq);
+      if (!this.socket.send({ type: 'mark', room: roomId, kind: 'read', seq })) {
+        ok(this.api.POST('/api/v1/rooms/{roomID}/receipts', { params: { path: { roomID: roomId } }, body: { kind: 'read', seq } })).catch(
+          () => this.readSent.delete(roomId),
+        );
+      }
     }
   }
 

@@ -81,7 +81,7 @@ func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]
 		}
 		m := r.Message
 		out[i].Delivered = &protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
-			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
 	}
 	return out, nil
 }
@@ -121,7 +121,7 @@ func (c Chat) MessagesAfter(ctx context.Context, userID, roomID string, after in
 	out := make([]protocol.ServerFrame, 0, len(page.Messages))
 	for _, m := range page.Messages {
 		f := protocol.MessageFrame(&protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
-			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt})
+			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, CreatedAt: m.CreatedAt})
 		f.Hidden = m.Hidden
 		out = append(out, f)
 	}
@@ -167,7 +167,7 @@ func UpdatedEvent(ev chat.RoomEvent) *protocol.MessageUpdated {
 	}
 	return &protocol.MessageUpdated{RoomID: ev.RoomID, MessageID: ev.MessageID, Seq: m.Seq, SenderID: m.SenderID,
 		ActorID: ev.ActorID, EventSeq: ev.EventSeq, Kind: kind, Body: m.Body, Attachments: m.Attachments,
-		EditedAt: m.EditedAt, Deleted: m.Deleted, Reactions: rs, At: ev.CreatedAt}
+		EditedAt: m.EditedAt, Deleted: m.Deleted, Reactions: rs, Mentions: m.Mentions, At: ev.CreatedAt}
 }
 
 // CheckMember answers the gateway's membership check before a room-scoped frame (typing,
@@ -311,7 +311,7 @@ func (a Announcer) MessageStored(ctx context.Context, m chat.Message) error {
 	p := Publisher{Bus: a.Bus}
 	return p.publish(ctx, protocol.TopicMessageDelivered, m.RoomID, &protocol.MessageDelivered{
 		RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, ServerID: m.ID, Seq: m.Seq,
-		Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
+		Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
 }
 
 // MessageChanged publishes chat.message_updated for an edit or a deletion made over REST.

@@ -41,7 +41,7 @@ import (
 // PARLEY_UPDATE_SCREENSHOTS=1 copies the conversation screenshots to docs/images/.
 
 // browserScenarios run each against a fresh `parley dev`.
-var browserScenarios = []string{"dm", "files", "block", "group", "offline", "offline-keepalive", "security", "a11y", "scroll", "lcp", "screenshots", "conversation-actions", "search"}
+var browserScenarios = []string{"dm", "files", "block", "group", "offline", "offline-keepalive", "security", "a11y", "scroll", "lcp", "screenshots", "conversation-actions", "search", "mentions"}
 
 // scenarioTimeout bounds one node process; waits inside are 30–60 s each.
 const scenarioTimeout = 5 * time.Minute

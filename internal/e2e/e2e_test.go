@@ -343,6 +343,23 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != "the group is not muted" {
 		t.Fatalf("third push = %s (%v); the message in the muted DM must not have been pushed", push.Plaintext, err)
 	}
+	// Dave mutes the group too: bob's next message there is not pushed, but one that
+	// mentions dave is (a mention pushes to the member mentioned whatever the level).
+	if err := api.Do(ctx, "PUT", "/api/v1/rooms/"+daveGroup+"/notifications", dave.Token, map[string]string{"level": "muted"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-group-muted", Room: daveGroup, Body: "muted group, no push"})
+	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameAck && f.ID == "b-group-muted" })
+	mention := "look @" + strings.ToUpper(dave.Username)
+	send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: "b-mention", Room: daveGroup, Body: mention})
+	mentioned := next(t, ctx, bobLaptop, func(f protocol.ServerFrame) bool { return f.Type == protocol.FrameMessage && f.ID == "b-mention" })
+	if len(mentioned.Mentions) != 1 || mentioned.Mentions[0] != dave.ID {
+		t.Fatalf("message frame mentions = %v, want [dave]", mentioned.Mentions)
+	}
+	push = waitPush(t, pushService, 4)
+	if err := json.Unmarshal(push.Plaintext, &payload); err != nil || payload.Preview != mention {
+		t.Fatalf("fourth push = %s (%v); want the mention (the unmentioned message in the muted group must not be pushed)", push.Plaintext, err)
+	}
 
 	// Kill gateway 1 without any cleanup. Alice is offline for bob once presence expires;
 	// meanwhile bob writes; alice reconnects to gateway 2 and resumes with no gap.

@@ -76,6 +76,9 @@ type Message struct {
 	CreatedAt   time.Time `json:"created_at"`
 	// ReplyTo is the id of the message of the same room this one answers ("" for none).
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Mentions are the ids of the members the body mentions (mentions.go), in order of
+	// first mention; empty when none.
+	Mentions []string `json:"mentions,omitempty"`
 	// EditedAt is when the body was last edited; nil when never.
 	EditedAt *time.Time `json:"edited_at,omitempty"`
 	// Deleted marks a tombstone: body and attachments are gone, the seq stays.
@@ -111,7 +114,9 @@ type RoomSummary struct {
 	Room        Room     `json:"room"`
 	LastMessage *Message `json:"last_message,omitempty"`
 	Unread      int64    `json:"unread"`
-	Receipt     Receipt  `json:"receipt"`
+	// Mentions counts the unread messages (as Unread counts them) that mention the viewer.
+	Mentions int64   `json:"mentions"`
+	Receipt  Receipt `json:"receipt"`
 	// NotificationLevel is the viewer's setting for the room (all, mentions, muted).
 	NotificationLevel NotifyLevel `json:"notification_level"`
 }
@@ -231,6 +236,9 @@ type People interface {
 	BlockedIDs(ctx context.Context, blockerID string) ([]string, error)
 	// BlockerIDs lists who blocked blockedID.
 	BlockerIDs(ctx context.Context, blockedID string) ([]string, error)
+	// IDsByUsername maps those of usernames that exist, lower-cased, to user ids, in one
+	// look-up.
+	IDsByUsername(ctx context.Context, usernames []string) (map[string]string, error)
 }
 
 // Limits bound messages, rates and rooms.

@@ -54,6 +54,8 @@ type MessageChange struct {
 	ClientID string
 	Kind     EventKind
 	Body     string // EventEdit: the new body; EventReact: the emoji toggled
+	// Mentions (EventEdit): the members the new body mentions, resolved by the service.
+	Mentions []string
 	At       time.Time
 	// Check runs inside the store's transaction on the message as stored (locked):
 	// an error refuses the change and is returned as is.
@@ -162,6 +164,13 @@ func (s *Service) change(ctx context.Context, userID, roomID string, c MessageCh
 			}
 		}
 	}
+	if c.Kind == EventEdit {
+		// An edit re-resolves the mentions of the new body (the author is the actor: the
+		// store's Check refuses anyone else).
+		if c.Mentions, err = s.resolveMentions(ctx, room, c.ActorID, c.Body); err != nil {
+			return Change{}, err
+		}
+	}
 	res, err := s.store.ChangeMessage(ctx, c)
 	if errors.Is(err, ErrNotFound) {
 		return Change{}, ErrMessageNotFound
@@ -224,12 +233,12 @@ func ApplyChange(m Message, c MessageChange, eventSeq int64) (Message, bool, err
 			return m, false, nil
 		}
 		at := c.At
-		m.Body, m.EditedAt = c.Body, &at
+		m.Body, m.EditedAt, m.Mentions = c.Body, &at, c.Mentions
 	case EventDelete:
 		if m.Deleted {
 			return m, false, nil
 		}
-		m.Deleted, m.Body, m.Attachments, m.Reactions = true, "", []string{}, nil
+		m.Deleted, m.Body, m.Attachments, m.Reactions, m.Mentions = true, "", []string{}, nil, nil
 	case EventReact:
 		if err := toggleReaction(&m, c.ActorID, c.Body); err != nil {
 			return m, false, err

@@ -34,8 +34,9 @@ type SendResult struct {
 // nothing was committed (the caller retries the batch). results[i] answers reqs[i].
 //
 // The look-ups cost a fixed number of store round trips whatever the batch size
-// (stored duplicates, rooms, memberships), plus one block look-up per distinct sender
-// writing to a direct room.
+// (stored duplicates, rooms, mentioned usernames, memberships), plus one block look-up
+// per distinct sender writing to a direct room and one member listing per room whose
+// owner mentions "@room".
 func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResult, error) {
 	results := make([]SendResult, len(reqs))
 	if len(reqs) == 0 {
@@ -101,8 +102,23 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		}
 	}
 
+	// Mentions: one user look-up for every name the batch's new messages mention.
+	var bodies []string
+	for i, r := range reqs {
+		if results[i].Err == nil && dupOf[i] < 0 {
+			if _, ok := stored[ClientKey{r.SenderID, r.ClientID}]; !ok {
+				bodies = append(bodies, r.Body)
+			}
+		}
+	}
+	mentions, err := s.newMentionResolver(ctx, bodies)
+	if err != nil {
+		return nil, err
+	}
+
 	// 3. Blocks in direct rooms: the sender is refused when a member of the room blocked
-	// them, which one membership look-up answers together with the senders' own.
+	// them, which one membership look-up answers together with the senders' own (and
+	// whether the people mentioned are members).
 	blockersOf := map[string][]string{}
 	var pairs []Membership
 	seenPair := map[Membership]bool{}
@@ -124,6 +140,9 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			continue
 		}
 		addPair(Membership{r.RoomID, r.SenderID})
+		for _, id := range mentions.candidates(r.Body, r.SenderID) {
+			addPair(Membership{r.RoomID, id})
+		}
 		if room.Kind != KindDirect {
 			continue
 		}
@@ -144,6 +163,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	}
 
 	// 4. Decide each request.
+	roomMembers := map[string][]string{} // for "@room", read once per room
 	var toAppend []Message
 	var appendIdx []int
 	var charged []string // senders charged a token in this batch, to refund if nothing is stored
@@ -201,9 +221,24 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		if atts == nil {
 			atts = []string{}
 		}
+		var everyone []string
+		if roomMentioned(r.Body, r.SenderID, room) {
+			if everyone, ok = roomMembers[r.RoomID]; !ok {
+				if everyone, err = s.memberIDs(ctx, r.RoomID); err != nil {
+					for _, sender := range charged {
+						s.refundToken(sender)
+					}
+					return nil, err
+				}
+				roomMembers[r.RoomID] = everyone
+			}
+		}
 		toAppend = append(toAppend, Message{
 			ID: newID(), RoomID: r.RoomID, SenderID: r.SenderID, ClientID: r.ClientID,
 			Body: r.Body, Attachments: atts, CreatedAt: now, ReplyTo: r.ReplyTo,
+			Mentions: mentions.resolve(r.Body, r.SenderID, room, func(id string) bool {
+				return member[Membership{r.RoomID, id}]
+			}, everyone),
 		})
 		appendIdx = append(appendIdx, i)
 	}

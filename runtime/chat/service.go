@@ -457,7 +457,7 @@ func (s *Service) Rooms(ctx context.Context, userID string) ([]RoomSummary, erro
 }
 
 func hide(m *Message) {
-	m.Hidden, m.Body, m.Attachments, m.Reactions = true, "", []string{}, nil
+	m.Hidden, m.Body, m.Attachments, m.Reactions, m.Mentions = true, "", []string{}, nil, nil
 }
 
 // History pages a room's messages for a member. Messages from users the viewer blocked

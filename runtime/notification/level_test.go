@@ -46,3 +46,28 @@ func TestMutedMemberGetsNoPush(t *testing.T) {
 		t.Fatalf("pushed to %v, want only frank (dave and gina are quiet)", pushes.users)
 	}
 }
+
+// A mention pushes to the member mentioned whatever their level: in a muted room the
+// mentioned member is pushed and the other muted members are not.
+func TestMentionPushesMutedMember(t *testing.T) {
+	ctx := context.Background()
+	routes := NewMemoryRoutes()
+	pres := presence.NewMemory(presence.Config{})
+	book := roomBook{
+		members: map[string][]string{"group": {"alice", "bob", "dave", "frank", "gina"}},
+		quiet:   map[string][]string{"group": {"bob", "dave", "gina"}}, // all offline
+	}
+	pushes := &pushLog{}
+	n := New(book, pres, routes, pushes, nil, prometheus.NewRegistry())
+	m := &protocol.MessageDelivered{RoomID: "group", SenderID: "alice", ClientID: "c1", ServerID: "m1", Seq: 1,
+		Body: "@dave look", Mentions: []string{"dave"}, CreatedAt: time.Now()}
+	if err := n.MessageDelivered(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	pushes.mu.Lock()
+	defer pushes.mu.Unlock()
+	got := slices.Sorted(slices.Values(pushes.users))
+	if !slices.Equal(got, []string{"dave", "frank"}) {
+		t.Fatalf("pushed to %v, want dave (muted but mentioned) and frank (all); not bob nor gina (muted)", got)
+	}
+}

@@ -28,7 +28,8 @@ type Rooms interface {
 	// presence.
 	Contacts(ctx context.Context, userID string) ([]string, error)
 	// PushTargets are those of userIDs whose notification level for the room asks for a
-	// Web Push for an ordinary message (all; not muted, not mentions only).
+	// Web Push for an ordinary message (all; not muted, not mentions only). Members the
+	// message mentions are pushed whatever their level.
 	PushTargets(ctx context.Context, roomID string, userIDs []string) ([]string, error)
 }
 
@@ -181,7 +182,14 @@ func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDeli
 		// The message reached every live connection; a push is a hint, not worth a retry.
 		n.failed.WithLabelValues("push").Inc()
 		n.log.Warn("notification levels unavailable; no web push", "room", m.RoomID, "err", err)
-		return nil
+		targets = nil // the mentioned are still pushed below
+	}
+	// A mention pushes to the member mentioned even in a room set to mentions only or
+	// muted (offline holds only recipients: never someone who blocked the sender).
+	for _, u := range offline {
+		if slices.Contains(m.Mentions, u) && !slices.Contains(targets, u) {
+			targets = append(targets, u)
+		}
 	}
 	for _, u := range targets {
 		if err := n.pusher.PushMessage(ctx, u, m); err != nil {

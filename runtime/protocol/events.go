@@ -51,16 +51,18 @@ func (m *MessageSent) Ref() MessageRef {
 // MessageDelivered is a message core accepted and stored: it has its server id and the
 // room's sequence number. A redelivered MessageSent yields the same ServerID and Seq.
 type MessageDelivered struct {
-	RoomID      string    `json:"room_id"`
-	SenderID    string    `json:"sender_id"`
-	ClientID    string    `json:"client_id"`
-	ServerID    string    `json:"server_id"`
-	Seq         int64     `json:"seq"`
-	Body        string    `json:"body"`
-	Attachments []string  `json:"attachments,omitempty"`
-	ReplyTo     string    `json:"reply_to,omitempty"`
-	SentAt      time.Time `json:"sent_at"`
-	CreatedAt   time.Time `json:"created_at"`
+	RoomID      string   `json:"room_id"`
+	SenderID    string   `json:"sender_id"`
+	ClientID    string   `json:"client_id"`
+	ServerID    string   `json:"server_id"`
+	Seq         int64    `json:"seq"`
+	Body        string   `json:"body"`
+	Attachments []string `json:"attachments,omitempty"`
+	ReplyTo     string   `json:"reply_to,omitempty"`
+	// Mentions are the ids of the members the body mentions, resolved by core.
+	Mentions  []string  `json:"mentions,omitempty"`
+	SentAt    time.Time `json:"sent_at"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // EventType implements Payload.
@@ -84,7 +86,26 @@ func (m *MessageDelivered) Validate() error {
 	if err := checkOptionalID("reply_to", m.ReplyTo); err != nil {
 		return err
 	}
+	if err := checkMentions(m.Mentions); err != nil {
+		return err
+	}
 	return checkAttachments(m.Attachments)
+}
+
+// MaxMentions bounds the user ids one message mentions ("@room" mentions every member).
+const MaxMentions = 10000
+
+// checkMentions checks a message's mentioned user ids.
+func checkMentions(ids []string) error {
+	if len(ids) > MaxMentions {
+		return &FieldError{Field: "mentions", Problem: fmt.Sprintf("more than %d", MaxMentions)}
+	}
+	for i, id := range ids {
+		if err := checkID(fmt.Sprintf("mentions[%d]", i), id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkOptionalID checks an id that may be absent.

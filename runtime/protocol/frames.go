@@ -215,6 +215,7 @@ type ServerFrame struct {
 	Body         string     `json:"body,omitempty"`
 	Attachments  []string   `json:"attachments,omitempty"`
 	ReplyTo      string     `json:"reply_to,omitempty"`  // message: the server id of the message it answers
+	Mentions     []string   `json:"mentions,omitempty"`  // message, message_updated: the ids of the members the body mentions
 	Hidden       bool       `json:"hidden,omitempty"`    // history: the viewer blocked the sender
 	EventSeq     int64      `json:"event_seq,omitempty"` // message_updated: the room event
 	EditedAt     *time.Time `json:"edited_at,omitempty"` // message_updated: when the body was last edited
@@ -233,7 +234,8 @@ type ServerFrame struct {
 // MessageFrame is how a delivered message reaches clients.
 func MessageFrame(m *MessageDelivered) ServerFrame {
 	return ServerFrame{Type: FrameMessage, ID: m.ClientID, Room: m.RoomID, MessageID: m.ServerID, Seq: m.Seq,
-		Sender: m.SenderID, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt, ReplyTo: m.ReplyTo}
+		Sender: m.SenderID, Body: m.Body, Attachments: m.Attachments, CreatedAt: m.CreatedAt, ReplyTo: m.ReplyTo,
+		Mentions: m.Mentions}
 }
 
 // AckFrame tells the sender its message is stored.

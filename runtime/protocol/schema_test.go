@@ -329,7 +329,7 @@ func serverFrameSamples() []struct {
 } {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	full := &MessageDelivered{RoomID: "r1", SenderID: "alice", ClientID: "c1", ServerID: "m1", Seq: 7,
-		Body: "hello", Attachments: []string{"f1", "f2"}, ReplyTo: "m0", SentAt: created, CreatedAt: created}
+		Body: "hello", Attachments: []string{"f1", "f2"}, ReplyTo: "m0", Mentions: []string{"bob"}, SentAt: created, CreatedAt: created}
 	bare := &MessageDelivered{RoomID: "r1", SenderID: "alice", ClientID: "c2", ServerID: "m2", Seq: 8, CreatedAt: created}
 	hidden := MessageFrame(full)
 	hidden.Hidden = true // as internal/bridge replays a message of a blocked sender
@@ -345,7 +345,7 @@ func serverFrameSamples() []struct {
 		{"message bare", MessageFrame(bare)},
 		{"message_updated edited", MessageUpdatedFrame(&MessageUpdated{RoomID: "r1", MessageID: "m1", Seq: 7, SenderID: "alice",
 			ActorID: "alice", EventSeq: 3, Kind: UpdateEdit, Body: "hello!", Attachments: []string{"f1"}, EditedAt: &created,
-			Reactions: []Reaction{{Emoji: "🎉", Count: 2, Users: []string{"bob", "carol"}}}, At: created})},
+			Reactions: []Reaction{{Emoji: "🎉", Count: 2, Users: []string{"bob", "carol"}}}, Mentions: []string{"carol"}, At: created})},
 		{"message_updated deleted", MessageUpdatedFrame(&MessageUpdated{RoomID: "r1", MessageID: "m1", Seq: 7, SenderID: "alice",
 			ActorID: "owner", EventSeq: 4, Kind: UpdateDelete, Deleted: true, At: created})},
 		{"message_updated hidden", func() ServerFrame {

@@ -48,7 +48,9 @@ type MessageUpdated struct {
 	EditedAt    *time.Time `json:"edited_at,omitempty"`
 	Deleted     bool       `json:"deleted,omitempty"`
 	Reactions   []Reaction `json:"reactions,omitempty"`
-	At          time.Time  `json:"at"` // when the change was recorded
+	// Mentions are the members the (edited) body mentions.
+	Mentions []string  `json:"mentions,omitempty"`
+	At       time.Time `json:"at"` // when the change was recorded
 }
 
 // EventType implements Payload.
@@ -72,6 +74,9 @@ func (m *MessageUpdated) Validate() error {
 	if !utf8.ValidString(m.Body) {
 		return &FieldError{Field: "body", Problem: "not valid UTF-8"}
 	}
+	if err := checkMentions(m.Mentions); err != nil {
+		return err
+	}
 	return checkAttachments(m.Attachments)
 }
 
@@ -79,5 +84,5 @@ func (m *MessageUpdated) Validate() error {
 func MessageUpdatedFrame(m *MessageUpdated) ServerFrame {
 	return ServerFrame{Type: FrameMessageUpdated, Room: m.RoomID, MessageID: m.MessageID, Seq: m.Seq,
 		Sender: m.SenderID, User: m.ActorID, EventSeq: m.EventSeq, Body: m.Body, Attachments: m.Attachments,
-		EditedAt: m.EditedAt, Deleted: m.Deleted, Reactions: m.Reactions}
+		EditedAt: m.EditedAt, Deleted: m.Deleted, Reactions: m.Reactions, Mentions: m.Mentions}
 }

@@ -635,6 +635,21 @@ func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 
+// IDsByUsername maps those of usernames that exist (matched case-insensitively; the
+// keys of the result are lower-cased) to user ids, in one look-up.
+func (s *Service) IDsByUsername(ctx context.Context, usernames []string) (map[string]string, error) {
+	keys := make([]string, 0, len(usernames))
+	for _, u := range usernames {
+		if usernameRE.MatchString(u) {
+			keys = append(keys, strings.ToLower(u))
+		}
+	}
+	if len(keys) == 0 {
+		return map[string]string{}, nil
+	}
+	return s.store.IDsByUsernameKeys(ctx, keys)
+}
+
 // BlockedIDs lists whom blockerID blocked.
 func (s *Service) BlockedIDs(ctx context.Context, blockerID string) ([]string, error) {
 	if !validID(blockerID) {

@@ -73,6 +73,9 @@ type Accounts interface {
 	UpdateProfile(ctx context.Context, id string, p ProfileUpdate) (User, error)
 	// SearchUsers lists users whose lower-cased username starts with prefix, by username.
 	SearchUsers(ctx context.Context, prefix string, limit int) ([]User, error)
+	// IDsByUsernameKeys maps those of keys (lower-cased usernames) that exist to user ids,
+	// in one look-up.
+	IDsByUsernameKeys(ctx context.Context, keys []string) (map[string]string, error)
 }
 
 // Sessions stores refresh-token sessions.

@@ -746,6 +746,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	})
 
 	runReplies(t, env)
+	runMentions(t, env)
 	runEvents(t, env, newBackend)
 
 	t.Run("recipients of an unknown room", func(t *testing.T) {

@@ -3,6 +3,8 @@ package chattest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/parleychat/parley/runtime/chat"
@@ -118,17 +120,25 @@ func runReactions(t *testing.T, env func(t *testing.T) *Env) {
 }
 
 func equalReactions(a, b []chat.Reaction) bool {
-	if len(a) != len(b) {
+	// Order among reactions made at the same instant is the store's (the test clock does
+	// not move between them): compare emoji and their users as sets.
+	norm := func(rs []chat.Reaction) []string {
+		out := make([]string, 0, len(rs))
+		for _, r := range rs {
+			users := append([]string(nil), r.Users...)
+			sort.Strings(users)
+			out = append(out, fmt.Sprintf("%s %d %v", r.Emoji, r.Count, users))
+		}
+		sort.Strings(out)
+		return out
+	}
+	na, nb := norm(a), norm(b)
+	if len(na) != len(nb) {
 		return false
 	}
-	for i := range a {
-		if a[i].Emoji != b[i].Emoji || a[i].Count != b[i].Count || len(a[i].Users) != len(b[i].Users) {
+	for i := range na {
+		if na[i] != nb[i] {
 			return false
-		}
-		for j := range a[i].Users {
-			if a[i].Users[j] != b[i].Users[j] {
-				return false
-			}
 		}
 	}
 	return true

@@ -43,6 +43,7 @@ var _ chat.Store = (*Chat)(nil)
 
 func clone(m chat.Message) chat.Message {
 	m.Attachments = slices.Clone(m.Attachments)
+	m.Mentions = slices.Clone(m.Mentions)
 	if m.Attachments == nil {
 		m.Attachments = []string{}
 	}
@@ -296,6 +297,9 @@ func (s *Chat) RoomsOf(_ context.Context, userID string, exclude []string) ([]ch
 		for _, m := range msgs[min(int(row.receipt.ReadSeq), len(msgs)):] {
 			if !slices.Contains(exclude, m.SenderID) {
 				sum.Unread++
+				if slices.Contains(m.Mentions, userID) {
+					sum.Mentions++
+				}
 			}
 		}
 		out = append(out, sum)

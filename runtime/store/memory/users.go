@@ -99,6 +99,19 @@ func (s *Users) UpdateProfile(_ context.Context, id string, p users.ProfileUpdat
 	return a.User, nil
 }
 
+// IDsByUsernameKeys implements users.Accounts.
+func (s *Users) IDsByUsernameKeys(_ context.Context, keys []string) (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for _, k := range keys {
+		if id, ok := s.byName[k]; ok {
+			out[k] = id
+		}
+	}
+	return out, nil
+}
+
 // SearchUsers implements users.Accounts.
 func (s *Users) SearchUsers(_ context.Context, prefix string, limit int) ([]users.User, error) {
 	s.mu.Lock()

@@ -30,13 +30,24 @@ func scanRoom(row pgx.Row, extra ...any) (chat.Room, error) {
 	return r, err
 }
 
-const messageCols = `id, room_id, seq, sender_id, client_id, body, attachments, created_at, reply_to, edited_at, deleted_at IS NOT NULL, event_seq`
+const messageCols = `id, room_id, seq, sender_id, client_id, body, attachments, created_at, reply_to, edited_at, deleted_at IS NOT NULL, event_seq, mentions`
+
+// textArray is ids as a text[] value: a nil slice would be NULL.
+func textArray(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
 
 func scanMessage(row pgx.Row) (chat.Message, error) {
 	var m chat.Message
-	err := row.Scan(&m.ID, &m.RoomID, &m.Seq, &m.SenderID, &m.ClientID, &m.Body, &m.Attachments, &m.CreatedAt, &m.ReplyTo, &m.EditedAt, &m.Deleted, &m.EventSeq)
+	err := row.Scan(&m.ID, &m.RoomID, &m.Seq, &m.SenderID, &m.ClientID, &m.Body, &m.Attachments, &m.CreatedAt, &m.ReplyTo, &m.EditedAt, &m.Deleted, &m.EventSeq, &m.Mentions)
 	if m.Attachments == nil {
 		m.Attachments = []string{}
+	}
+	if len(m.Mentions) == 0 {
+		m.Mentions = nil
 	}
 	return m, err
 }
@@ -251,11 +262,13 @@ func (s *Chat) RoomsOf(ctx context.Context, userID string, exclude []string) ([]
 	}
 	rows, err := s.pool.Query(ctx, `SELECT r.id, r.kind, r.name, r.topic, coalesce(r.owner_id, ''), r.last_seq, r.created_at,
 			m.delivered_seq, m.read_seq, m.receipt_updated_at, m.notify_level,
-			lm.id, lm.seq, lm.sender_id, lm.client_id, lm.body, lm.attachments, lm.created_at, lm.deleted_at IS NOT NULL, lm.edited_at,
-			(SELECT count(*) FROM messages u WHERE u.room_id = r.id AND u.seq > m.read_seq AND u.sender_id <> ALL($2)) AS unread
+			lm.id, lm.seq, lm.sender_id, lm.client_id, lm.body, lm.attachments, lm.created_at, lm.deleted_at IS NOT NULL, lm.edited_at, lm.mentions,
+			uc.unread, uc.mentions
 		FROM members m
 		JOIN rooms r ON r.id = m.room_id
 		LEFT JOIN messages lm ON lm.room_id = r.id AND lm.seq = r.last_seq
+		CROSS JOIN LATERAL (SELECT count(*) AS unread, count(*) FILTER (WHERE u.mentions @> ARRAY[$1::text]) AS mentions
+			FROM messages u WHERE u.room_id = r.id AND u.seq > m.read_seq AND u.sender_id <> ALL($2)) uc
 		WHERE m.user_id = $1
 		ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id`, userID, exclude)
 	if err != nil {
@@ -267,14 +280,14 @@ func (s *Chat) RoomsOf(ctx context.Context, userID string, exclude []string) ([]
 		var sum chat.RoomSummary
 		var lmID, lmSender, lmClient, lmBody *string
 		var lmSeq *int64
-		var lmAtt []string
+		var lmAtt, lmMentions []string
 		var lmAt, lmEdited *time.Time
 		var lmDeleted *bool
 		r := &sum.Room
 		rc := &sum.Receipt
 		if err := rows.Scan(&r.ID, &r.Kind, &r.Name, &r.Topic, &r.OwnerID, &r.LastSeq, &r.CreatedAt,
 			&rc.DeliveredSeq, &rc.ReadSeq, &rc.UpdatedAt, &sum.NotificationLevel,
-			&lmID, &lmSeq, &lmSender, &lmClient, &lmBody, &lmAtt, &lmAt, &lmDeleted, &lmEdited, &sum.Unread); err != nil {
+			&lmID, &lmSeq, &lmSender, &lmClient, &lmBody, &lmAtt, &lmAt, &lmDeleted, &lmEdited, &lmMentions, &sum.Unread, &sum.Mentions); err != nil {
 			return nil, fmt.Errorf("scan room: %w", err)
 		}
 		rc.RoomID, rc.UserID = r.ID, userID
@@ -284,6 +297,9 @@ func (s *Chat) RoomsOf(ctx context.Context, userID string, exclude []string) ([]
 			}
 			sum.LastMessage = &chat.Message{ID: *lmID, RoomID: r.ID, Seq: *lmSeq, SenderID: *lmSender, ClientID: *lmClient, Body: *lmBody, Attachments: lmAtt, CreatedAt: *lmAt,
 				Deleted: lmDeleted != nil && *lmDeleted, EditedAt: lmEdited}
+			if len(lmMentions) > 0 {
+				sum.LastMessage.Mentions = lmMentions
+			}
 		}
 		out = append(out, sum)
 	}
@@ -309,7 +325,7 @@ func messagesByClientKey(ctx context.Context, q querier, keys []chat.ClientKey) 
 	}
 	senders, clients := keyColumns(keys)
 	rows, err := q.Query(ctx, `SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.attachments, m.created_at, m.reply_to,
-			m.edited_at, m.deleted_at IS NOT NULL, m.event_seq
+			m.edited_at, m.deleted_at IS NOT NULL, m.event_seq, m.mentions
 		FROM messages m JOIN unnest($1::text[], $2::text[]) AS k(sender_id, client_id)
 		ON m.sender_id = k.sender_id AND m.client_id = k.client_id`, pgx.QueryExecModeExec, senders, clients)
 	if err != nil {
@@ -416,8 +432,8 @@ func (s *Chat) ChangeMessage(ctx context.Context, c chat.MessageChange) (chat.Ch
 		}
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE rooms SET last_event_seq = $2 WHERE id = $1`, c.RoomID, next.EventSeq)
-		b.Queue(`UPDATE messages SET body = $2, attachments = $3, edited_at = $4, deleted_at = coalesce(deleted_at, $5), event_seq = $6 WHERE id = $1`,
-			next.ID, next.Body, next.Attachments, next.EditedAt, deletedAt, next.EventSeq)
+		b.Queue(`UPDATE messages SET body = $2, attachments = $3, edited_at = $4, deleted_at = coalesce(deleted_at, $5), event_seq = $6, mentions = $7 WHERE id = $1`,
+			next.ID, next.Body, next.Attachments, next.EditedAt, deletedAt, next.EventSeq, textArray(next.Mentions))
 		b.Queue(`INSERT INTO room_events (room_id, event_seq, kind, message_id, actor_id, client_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			c.RoomID, next.EventSeq, string(c.Kind), c.MessageID, c.ActorID, c.ClientID, c.At)
 		switch {
@@ -486,7 +502,7 @@ func fillReactions(ctx context.Context, q querier, msgs []*chat.Message) error {
 func (s *Chat) EventsAfter(ctx context.Context, roomID string, after int64, limit int) ([]chat.RoomEvent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT e.room_id, e.event_seq, e.kind, e.message_id, e.actor_id, e.client_id, e.created_at,
 			m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.attachments, m.created_at, m.reply_to,
-			m.edited_at, m.deleted_at IS NOT NULL, m.event_seq
+			m.edited_at, m.deleted_at IS NOT NULL, m.event_seq, m.mentions
 		FROM room_events e JOIN messages m ON m.id = e.message_id
 		WHERE e.room_id = $1 AND e.event_seq > $2 ORDER BY e.event_seq LIMIT $3`, roomID, after, limit)
 	if err != nil {
@@ -499,11 +515,14 @@ func (s *Chat) EventsAfter(ctx context.Context, roomID string, after int64, limi
 		m := &ev.Message
 		if err := rows.Scan(&ev.RoomID, &ev.EventSeq, &ev.Kind, &ev.MessageID, &ev.ActorID, &ev.ClientID, &ev.CreatedAt,
 			&m.ID, &m.RoomID, &m.Seq, &m.SenderID, &m.ClientID, &m.Body, &m.Attachments, &m.CreatedAt, &m.ReplyTo,
-			&m.EditedAt, &m.Deleted, &m.EventSeq); err != nil {
+			&m.EditedAt, &m.Deleted, &m.EventSeq, &m.Mentions); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
 		if m.Attachments == nil {
 			m.Attachments = []string{}
+		}
+		if len(m.Mentions) == 0 {
+			m.Mentions = nil
 		}
 		out = append(out, ev)
 	}
@@ -609,10 +628,10 @@ func (s *Chat) AppendMessages(ctx context.Context, msgs []chat.Message) ([]chat.
 				m.Attachments = []string{}
 			}
 			out[i] = chat.Appended{Message: m}
-			copyRows = append(copyRows, []any{m.ID, m.RoomID, m.Seq, m.SenderID, m.ClientID, m.Body, m.Attachments, m.CreatedAt, m.ReplyTo})
+			copyRows = append(copyRows, []any{m.ID, m.RoomID, m.Seq, m.SenderID, m.ClientID, m.Body, m.Attachments, m.CreatedAt, m.ReplyTo, textArray(m.Mentions)})
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"},
-			[]string{"id", "room_id", "seq", "sender_id", "client_id", "body", "attachments", "created_at", "reply_to"},
+			[]string{"id", "room_id", "seq", "sender_id", "client_id", "body", "attachments", "created_at", "reply_to", "mentions"},
 			pgx.CopyFromRows(copyRows)); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("concurrent insert of a client key: %w", chat.ErrConflict)

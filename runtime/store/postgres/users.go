@@ -94,6 +94,24 @@ func (s *Users) UpdateProfile(ctx context.Context, id string, p users.ProfileUpd
 // likeEscaper makes a user's prefix literal inside LIKE.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
+// IDsByUsernameKeys implements users.Accounts.
+func (s *Users) IDsByUsernameKeys(ctx context.Context, keys []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT username_key, id FROM users WHERE username_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("select users by username: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, id string
+		if err := rows.Scan(&k, &id); err != nil {
+			return nil, err
+		}
+		out[k] = id
+	}
+	return out, rows.Err()
+}
+
 // SearchUsers implements users.Accounts.
 func (s *Users) SearchUsers(ctx context.Context, prefix string, limit int) ([]users.User, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users WHERE username_key LIKE $1 ORDER BY username_key LIMIT $2`,

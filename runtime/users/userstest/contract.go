@@ -101,6 +101,19 @@ func Run(t *testing.T, newStore func(t *testing.T) users.Store) {
 		}
 	})
 
+	t.Run("ids by username, case-insensitively, in one look-up", func(t *testing.T) {
+		svc := NewService(t, newStore(t), users.RegistrationOpen, NewClock())
+		a, _ := Register(t, svc, "Alice")
+		b, _ := Register(t, svc, "bob.smith")
+		got, err := svc.IDsByUsername(ctx, []string{"ALICE", "Bob.Smith", "nobody", "x", "bad name!"})
+		if err != nil || len(got) != 2 || got["alice"] != a.ID || got["bob.smith"] != b.ID {
+			t.Fatalf("IDsByUsername = %v, %v; want alice and bob.smith only", got, err)
+		}
+		if got, err := svc.IDsByUsername(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("IDsByUsername(nil) = %v, %v", got, err)
+		}
+	})
+
 	t.Run("username and password rules", func(t *testing.T) {
 		svc := NewService(t, newStore(t), users.RegistrationOpen, NewClock())
 		tests := []struct {

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { ARTIFACTS, BASE, launch, log, users } from './lib.mjs';
 
-const scenarios = ['dm', 'files', 'block', 'group', 'offline', 'offline-keepalive', 'security', 'a11y', 'scroll', 'lcp', 'screenshots', 'failover', 'conversation-actions', 'search'];
+const scenarios = ['dm', 'files', 'block', 'group', 'offline', 'offline-keepalive', 'security', 'a11y', 'scroll', 'lcp', 'screenshots', 'failover', 'conversation-actions', 'search', 'mentions'];
 const name = process.argv[2];
 if (!scenarios.includes(name)) {
   console.error(`usage: node e2e/run.mjs <scenario>; scenarios: ${scenarios.join(', ')}`);

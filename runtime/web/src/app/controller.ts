@@ -128,6 +128,7 @@ function fromMessage(m: Message, roomId: string): M.StoredInput | null {
     ...(m.deleted ? { deleted: true } : {}),
     ...(m.event_seq ? { eventSeq: m.event_seq } : {}),
     ...(m.reactions?.length ? { reactions: m.reactions.map(toReaction) } : {}),
+    ...(m.mentions?.length ? { mentions: m.mentions } : {}),
   };
 }
 
@@ -147,6 +148,7 @@ function updateOf(m: Message): M.UpdateInput | null {
     ...(m.edited_at ? { editedAt: m.edited_at } : {}),
     ...(m.deleted ? { deleted: true } : {}),
     ...(m.reactions?.length ? { reactions: m.reactions.map(toReaction) } : {}),
+    ...(m.mentions?.length ? { mentions: m.mentions } : {}),
   };
 }
 
@@ -161,6 +163,7 @@ function updateOfFrame(f: MessageUpdatedFrame): M.UpdateInput {
     ...(f.deleted ? { deleted: true } : {}),
     ...(f.hidden ? { hidden: true } : {}),
     ...(f.reactions?.length ? { reactions: f.reactions.map(toReaction) } : {}),
+    ...(f.mentions?.length ? { mentions: f.mentions } : {}),
   };
 }
 
@@ -176,6 +179,7 @@ function fromFrame(f: MessageFrame): M.StoredInput {
     createdAt: f.created_at,
     hidden: f.hidden ?? false,
     ...(f.reply_to ? { replyTo: f.reply_to } : {}),
+    ...(f.mentions?.length ? { mentions: f.mentions } : {}),
   };
 }
 
@@ -556,7 +560,7 @@ export class Controller {
   private pageIn(roomId: string, msgs: Message[], kind: 'latest' | 'before' | 'after') {
     const inputs = msgs.map((m) => fromMessage(m, roomId)).filter((x): x is M.StoredInput => x !== null);
     this.setTimeline(roomId, (t) => M.applyPage(t, inputs, kind));
-    for (const m of inputs) this.ensureUser(m.senderId);
+    for (const m of inputs) for (const id of [m.senderId, ...(m.mentions ?? [])]) this.ensureUser(id);
     const last = inputs[inputs.length - 1];
     if (last) {
       this.store.set((s) => ({
@@ -621,6 +625,7 @@ export class Controller {
 
   private applyUpdate(roomId: string, u: M.UpdateInput) {
     this.setTimeline(roomId, (t) => M.applyUpdate(t, u));
+    for (const id of u.mentions ?? []) this.ensureUser(id);
     // The room list's preview follows an edit or a deletion of the last message.
     const last = this.s.rooms[roomId]?.last;
     if (last && last.seq === u.seq && !u.hidden && (u.deleted || (u.body ?? '') !== last.body)) {
@@ -949,6 +954,7 @@ export class Controller {
         if (!this.s.rooms[f.room]) void this.loadRooms();
         this.setTimeline(f.room, (t) => M.mergeStored(t, [input]));
         this.ensureUser(input.senderId);
+        for (const id of input.mentions ?? []) this.ensureUser(id);
         const reading = this.reading(f.room);
         this.store.set((s) => ({
           typing: stopTyping(s.typing, f.room, input.senderId),
@@ -962,6 +968,7 @@ export class Controller {
               attachments: input.attachments?.length ?? 0,
               hidden: input.hidden ?? false,
               at: input.createdAt,
+              mentionsMe: input.mentions?.includes(this.meId) ?? false,
             },
             this.meId,
             reading,

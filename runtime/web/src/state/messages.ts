@@ -33,6 +33,8 @@ export interface Msg {
   eventSeq?: number;
   /** Each emoji with who reacted, in the order the emoji were first used. */
   reactions?: readonly Reaction[];
+  /** Ids of the members the body mentions, resolved by the server. */
+  mentions?: readonly string[];
   status: MsgStatus;
   /** Error code of a failed send. */
   error?: string;
@@ -54,6 +56,7 @@ export interface StoredInput {
   deleted?: boolean;
   eventSeq?: number;
   reactions?: readonly Reaction[];
+  mentions?: readonly string[];
 }
 
 /** A room event's new state of a message (a message_updated frame, or an edit/delete answer). */
@@ -66,6 +69,8 @@ export interface UpdateInput {
   editedAt?: string;
   deleted?: boolean;
   reactions?: readonly Reaction[];
+  /** The members the (edited) body mentions. */
+  mentions?: readonly string[];
   /** The viewer may not see this change: it only moves the events cursor. */
   hidden?: boolean;
 }
@@ -132,6 +137,7 @@ function toMsg(m: StoredInput): Msg {
     ...(m.deleted ? { deleted: true, body: '', attachments: [] } : {}),
     ...(m.eventSeq ? { eventSeq: m.eventSeq } : {}),
     ...(m.reactions?.length && !m.deleted ? { reactions: m.reactions } : {}),
+    ...(m.mentions?.length && !m.deleted && !m.hidden ? { mentions: m.mentions } : {}),
     status: 'sent',
   };
 }
@@ -149,6 +155,7 @@ function sameStored(a: Msg, b: Msg): boolean {
     a.deleted === b.deleted &&
     a.eventSeq === b.eventSeq &&
     JSON.stringify(a.reactions ?? []) === JSON.stringify(b.reactions ?? []) &&
+    (a.mentions ?? []).join() === (b.mentions ?? []).join() &&
     a.createdAt === b.createdAt &&
     a.attachments.length === b.attachments.length &&
     a.attachments.every((x, i) => x === b.attachments[i])
@@ -215,10 +222,11 @@ export function mergeStored(t: Timeline, inputs: readonly StoredInput[]): Timeli
 }
 
 function withUpdate(m: Msg, u: UpdateInput): Msg {
-  const { editedAt: _e, reactions: _r, ...rest } = m;
+  const { editedAt: _e, reactions: _r, mentions: _m, ...rest } = m;
   return {
     ...rest,
     ...(u.reactions?.length && !u.deleted ? { reactions: u.reactions } : {}),
+    ...(u.mentions?.length && !u.deleted ? { mentions: u.mentions } : {}),
     body: u.deleted ? '' : (u.body ?? ''),
     attachments: u.deleted ? [] : (u.attachments ?? []),
     ...(u.editedAt ? { editedAt: u.editedAt } : {}),

@@ -24,6 +24,20 @@ describe('rooms', () => {
     expect(r2.a!.last?.body).toBe('new');
   });
 
+  it('counts unread mentions of me with the unread messages, until read', () => {
+    const m = { seq: 4, senderId: 'u2', body: '@me', attachments: 0, hidden: false, at: '2026-01-04T00:00:00Z', mentionsMe: true };
+    const start = fromSummaries([{ ...sum('a', 3, '2026-01-02T00:00:00Z', 1, 2), mentions: 1 }]);
+    expect(start.a!.mentions).toBe(1);
+    let r = noteMessage(start, 'a', m, 'me', false);
+    r = noteMessage(r, 'a', m, 'me', false); // the same message again
+    r = noteMessage(r, 'a', { ...m, seq: 5, mentionsMe: false }, 'me', false);
+    r = noteMessage(r, 'a', { ...m, seq: 6, senderId: 'me' }, 'me', false);
+    expect(r.a).toMatchObject({ unread: 3, mentions: 2 });
+    expect(r.a!.last).not.toHaveProperty('mentionsMe');
+    expect(noteRead(r, 'a', 4, 1).a!.mentions).toBe(1);
+    expect(noteRead(r, 'a', 6).a!.mentions).toBe(0);
+  });
+
   it('counts unread messages from others once, not mine, not while reading', () => {
     const m = { seq: 4, senderId: 'u2', body: 'x', attachments: 0, hidden: false, at: '2026-01-04T00:00:00Z' };
     let r = noteMessage(rooms, 'a', m, 'me', false);

@@ -19,10 +19,12 @@ export type NotifyLevel = components['schemas']['NotificationLevel'];
 export interface RoomEntry {
   id: string;
   room: Room;
-  /** all, mentions (no push until mentions exist) or muted. */
+  /** all, mentions (a push only when I am mentioned) or muted. */
   level: NotifyLevel;
   last?: Preview;
   unread: number;
+  /** How many of the unread messages mention me. */
+  mentions: number;
   /** My own read cursor. */
   myRead: number;
   /** ISO time of the newest activity (last message, or creation). */
@@ -54,6 +56,7 @@ export function fromSummaries(list: readonly RoomSummary[]): Rooms {
       last,
       level: s.notification_level ?? 'all',
       unread: s.unread ?? 0,
+      mentions: s.mentions ?? 0,
       myRead: s.receipt?.read_seq ?? 0,
       activity: last?.at ?? room.created_at ?? '',
     };
@@ -80,7 +83,7 @@ export function upsertRoom(rooms: Rooms, room: Room): Rooms {
     ...rooms,
     [room.id]: o
       ? { ...o, room: { ...o.room, ...room } }
-      : { id: room.id, room, level: 'all', unread: 0, myRead: 0, activity: room.created_at ?? new Date().toISOString() },
+      : { id: room.id, room, level: 'all', unread: 0, mentions: 0, myRead: 0, activity: room.created_at ?? new Date().toISOString() },
   };
 }
 
@@ -92,19 +95,21 @@ export function removeRoom(rooms: Rooms, id: string): Rooms {
 
 /**
  * A message reached the room (live, replay or my own send). Unread grows for other
- * people's messages newer than my read cursor unless the room is being read right now.
+ * people's messages newer than my read cursor unless the room is being read right now;
+ * so do the mentions when the message mentions me.
  */
 export function noteMessage(
   rooms: Rooms,
   roomId: string,
-  m: { seq?: number; senderId: string; body: string; attachments: number; hidden: boolean; at: string },
+  m: { seq?: number; senderId: string; body: string; attachments: number; hidden: boolean; at: string; mentionsMe?: boolean },
   me: string,
   reading: boolean,
 ): Rooms {
   const e = rooms[roomId];
   if (!e) return rooms;
   const newer = m.seq === undefined || e.last?.seq === undefined || m.seq >= e.last.seq;
-  const last = newer ? { ...m } : e.last;
+  const { mentionsMe, ...preview } = m;
+  const last = newer ? preview : e.last;
   const counts = m.seq !== undefined && m.senderId !== me && !m.hidden && m.seq > e.myRead && !reading;
   const isNewForCount = counts && (e.last?.seq === undefined || m.seq! > e.last.seq);
   const activity = newer && m.at > e.activity ? m.at : e.activity;
@@ -116,6 +121,7 @@ export function noteMessage(
       last,
       activity,
       unread: isNewForCount ? e.unread + 1 : e.unread,
+      mentions: isNewForCount && mentionsMe ? e.mentions + 1 : e.mentions,
       room: { ...e.room, last_seq: Math.max(e.room.last_seq ?? 0, m.seq ?? 0) },
     },
   };
@@ -127,8 +133,10 @@ export function noteRead(rooms: Rooms, roomId: string, read: number, unreadAfter
   if (!e || read < e.myRead) return rooms;
   const lastSeq = Math.max(e.last?.seq ?? 0, e.room.last_seq ?? 0);
   const unread = read >= lastSeq ? 0 : (unreadAfter ?? e.unread);
-  if (read === e.myRead && unread === e.unread) return rooms;
-  return { ...rooms, [roomId]: { ...e, myRead: read, unread } };
+  // Mentions are not told apart after a partial read: at most what is left unread.
+  const mentions = Math.min(e.mentions, unread);
+  if (read === e.myRead && unread === e.unread && mentions === e.mentions) return rooms;
+  return { ...rooms, [roomId]: { ...e, myRead: read, unread, mentions } };
 }
 
 /** Newest activity first; ties by id for a stable order. */

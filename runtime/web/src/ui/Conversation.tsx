@@ -24,6 +24,7 @@ import { OverlayCtx, ReplyCtx, JumpCtx, EditCtx, type Overlay } from './overlay'
 import { Dialog, Icon } from './Dialog';
 import { dayKey, formatDay, formatTime } from './format';
 import { humanFrameError } from '../api/errors';
+import { applyMention, mentionQuery, mentionSegments, suggestMentions, ROOM_MENTION, type Candidate } from '../state/mentions';
 
 const GROUP_MS = 5 * 60_000;
 
@@ -459,6 +460,7 @@ const MessageRow = memo(function MessageRow(props: {
   const { m, mine } = props;
   const ctl = useCtl();
   const senderName = useApp((s) => s.users[m.senderId]?.display_name || s.users[m.senderId]?.username || '');
+  const mentionsMe = useApp((s) => !!s.me?.id && !!m.mentions?.includes(s.me.id));
   const openOverlay = useContext(OverlayCtx);
   const press = useRef<ReturnType<typeof setTimeout> | null>(null);
   const actionable = m.serverId !== undefined && m.seq !== undefined && !m.deleted;
@@ -490,9 +492,17 @@ const MessageRow = memo(function MessageRow(props: {
   const tick = props.tick;
   return (
     <div
-      className={'msg' + (mine ? ' mine' : ' theirs') + (props.head ? ' head' : '') + (props.tail ? ' tail' : '') + (props.flash ? ' flash' : '')}
+      className={
+        'msg' +
+        (mine ? ' mine' : ' theirs') +
+        (props.head ? ' head' : '') +
+        (props.tail ? ' tail' : '') +
+        (props.flash ? ' flash' : '') +
+        (mentionsMe ? ' mentions-me' : '')
+      }
       data-seq={m.seq}
       data-client-id={m.clientId}
+      data-mentions-me={mentionsMe ? 'true' : undefined}
       tabIndex={-1}
       onPointerDown={(e) => {
         // Long-press on touch screens opens the message's actions.
@@ -535,7 +545,7 @@ const MessageRow = memo(function MessageRow(props: {
             }}
           />
         ) : (
-          m.body && <div className="msg-body">{m.body}</div>
+          m.body && <MessageBody m={m} />
         )}
         <Reactions m={m} />
         <div className="msg-meta">
@@ -589,6 +599,26 @@ const MessageRow = memo(function MessageRow(props: {
 });
 
 /** The quote of a replied message inside a reply: a button that jumps to the original. */
+/** A message's text, its resolved mentions as styled spans (text segments, never HTML). */
+function MessageBody({ m }: { m: M.Msg }) {
+  const me = useApp((s) => s.me?.id ?? '');
+  const users = useApp((s) => s.users);
+  const segs = useMemo(() => mentionSegments(m.body, m.mentions, (id) => users[id]?.username, me), [m.body, m.mentions, users, me]);
+  return (
+    <div className="msg-body">
+      {segs.map((s, i) =>
+        s.mention ? (
+          <span key={i} className={'mention' + (s.mention.me ? ' mention-me' : '')}>
+            {s.text}
+          </span>
+        ) : (
+          s.text
+        ),
+      )}
+    </div>
+  );
+}
+
 function Quote({ roomId, serverId }: { roomId: string; serverId: string }) {
   const ctl = useCtl();
   const jump = useContext(JumpCtx);
@@ -842,6 +872,10 @@ function Composer({ roomId }: { roomId: string }) {
   const taRef = useRef<HTMLTextAreaElement>(null);
   const drafts = useRef(new Map<string, string>());
   const { replyTo, setReplyTo } = useContext(ReplyCtx);
+  const mention = useMentionAutocomplete(roomId, text, taRef, (next) => {
+    setText(next);
+    drafts.current.set(roomId, next);
+  });
 
   useEffect(() => {
     setText(drafts.current.get(roomId) ?? '');
@@ -862,6 +896,7 @@ function Composer({ roomId }: { roomId: string }) {
   }
 
   function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (mention.onKeyDown(e)) return;
     if (e.key === 'Escape' && replyTo) {
       e.preventDefault();
       setReplyTo(null);
@@ -926,17 +961,23 @@ function Composer({ roomId }: { roomId: string }) {
             if (files.length) ctl.uploadFiles(roomId, files);
           }}
         />
+        {mention.listbox}
         <textarea
           ref={taRef}
           aria-label="Message"
           placeholder="Message"
           rows={1}
           value={text}
+          aria-autocomplete="list"
+          aria-controls={mention.open ? mention.listId : undefined}
+          aria-activedescendant={mention.activeId}
           onChange={(e) => {
             setText(e.target.value);
             drafts.current.set(roomId, e.target.value);
+            mention.onCaret(e.target.value, e.target.selectionStart, true);
             if (e.target.value) ctl.typingNow(roomId);
           }}
+          onSelect={(e) => mention.onCaret(e.currentTarget.value, e.currentTarget.selectionStart, false)}
           onKeyDown={onKeyDown}
           onPaste={onPaste}
         />
@@ -946,6 +987,119 @@ function Composer({ roomId }: { roomId: string }) {
       </form>
     </>
   );
+}
+
+/**
+ * The composer's "@" autocomplete: while the caret ends an "@query", a listbox of the
+ * room's members (and "@room" for the owner of a group) whose username or name starts
+ * with it; arrow keys move, Enter or Tab picks, Escape closes.
+ */
+function useMentionAutocomplete(
+  roomId: string,
+  text: string,
+  taRef: React.RefObject<HTMLTextAreaElement | null>,
+  setText: (text: string) => void,
+) {
+  const me = useApp((s) => s.me?.id ?? '');
+  const members = useApp((s) => s.members[roomId]);
+  const users = useApp((s) => s.users);
+  const room = useApp((s) => s.rooms[roomId]?.room);
+  const [q, setQ] = useState<{ start: number; caret: number; query: string } | null>(null);
+  const [active, setActive] = useState(0);
+  const [dismissed, setDismissed] = useState<number | null>(null);
+  const caretAfter = useRef<number | null>(null);
+  const listId = 'mention-suggestions-' + roomId;
+
+  const candidates = useMemo(() => {
+    const out: Candidate[] = [];
+    for (const id of members ?? []) {
+      const u = users[id];
+      if (id === me || !u?.username) continue;
+      out.push({ id, username: u.username, displayName: u.display_name || u.username });
+    }
+    if (room?.kind === 'group' && room.owner_id === me) out.push({ id: ROOM_MENTION, username: ROOM_MENTION, displayName: 'Everyone in this room' });
+    return out;
+  }, [members, users, me, room]);
+  const suggestions = useMemo(() => (q && q.start !== dismissed ? suggestMentions(candidates, q.query) : []), [q, dismissed, candidates]);
+  const open = suggestions.length > 0;
+
+  useEffect(() => {
+    setQ(null);
+    setDismissed(null);
+  }, [roomId]);
+
+  useLayoutEffect(() => {
+    const at = caretAfter.current;
+    if (at !== null && taRef.current) {
+      caretAfter.current = null;
+      taRef.current.setSelectionRange(at, at);
+    }
+  }, [text, taRef]);
+
+  /** The text or the caret changed; typing (typed) reopens suggestions closed by Escape. */
+  function onCaret(value: string, caret: number | null, typed: boolean) {
+    const found = caret === null ? null : mentionQuery(value, caret);
+    if (found && q?.start !== found.start) setActive(0);
+    setQ(found && caret !== null ? { start: found.start, caret, query: found.query } : null);
+    if (typed || !found || found.start !== dismissed) setDismissed(null);
+  }
+
+  function pick(c: Candidate) {
+    if (!q) return;
+    const next = applyMention(text, q.start, q.caret, c.username);
+    caretAfter.current = next.caret;
+    setQ(null);
+    setText(next.text);
+    taRef.current?.focus();
+  }
+
+  function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>): boolean {
+    if (!open || e.nativeEvent.isComposing) return false;
+    const i = Math.min(active, suggestions.length - 1);
+    switch (e.key) {
+      case 'ArrowDown':
+        setActive((i + 1) % suggestions.length);
+        break;
+      case 'ArrowUp':
+        setActive((i - 1 + suggestions.length) % suggestions.length);
+        break;
+      case 'Enter':
+      case 'Tab':
+        if (e.shiftKey) return false;
+        pick(suggestions[i]!);
+        break;
+      case 'Escape':
+        setDismissed(q?.start ?? null);
+        break;
+      default:
+        return false;
+    }
+    e.preventDefault();
+    return true;
+  }
+
+  const current = Math.min(active, suggestions.length - 1);
+  const optionId = (i: number) => `${listId}-${i}`;
+  const listbox = open ? (
+    <ul className="mention-suggestions" role="listbox" id={listId} aria-label="Mention suggestions">
+      {suggestions.map((c, i) => (
+        <li
+          key={c.id}
+          id={optionId(i)}
+          role="option"
+          aria-selected={i === current}
+          onMouseDown={(e) => {
+            e.preventDefault(); // keep the textbox focused
+            pick(c);
+          }}
+        >
+          <span>{c.displayName}</span>
+          <span className="handle">@{c.username}</span>
+        </li>
+      ))}
+    </ul>
+  ) : null;
+  return { open, listbox, listId, activeId: open ? optionId(current) : undefined, onKeyDown, onCaret };
 }
 
 function ReplyTarget({ roomId, serverId }: { roomId: string; serverId: string }) {

@@ -75,6 +75,11 @@ const RoomItem = memo(function RoomItem({ entry }: { entry: RoomEntry }) {
                 </svg>
               </span>
             )}
+            {entry.mentions > 0 && (
+              <span className="badge mention-badge" role="img" aria-label={entry.mentions === 1 ? '1 mention' : `${entry.mentions} mentions`}>
+                @
+              </span>
+            )}
             {entry.unread > 0 && (
               <span className={'badge' + (quiet ? ' quiet' : '')} role="img" aria-label={`${entry.unread} unread`}>
                 {entry.unread > 99 ? '99+' : entry.unread}

@@ -92,19 +92,22 @@ export default async function scroll(browser) {
 
   // Requests for older pages are held until the test has noted which message is at the
   // top, then released: the anchor is known before the page arrives, whatever the timing.
-  let release = () => {};
+  // A release that finds no request waiting is kept as a credit: the client may ask for
+  // the older page only after the test has seen the top (it waits for the scroll to
+  // settle), and that request must then go through instead of waiting forever.
+  const held = [];
+  let credits = 0;
+  const release = () => {
+    if (held.length > 0) held.splice(0).forEach((r) => r());
+    else credits++;
+  };
   const older = (url) => {
     const u = new URL(url);
     return /^\/api\/v1\/rooms\/[^/]+\/messages$/.test(u.pathname) && u.searchParams.has('before');
   };
   await alice.page.route(older, async (route) => {
-    await new Promise((r) => {
-      const prev = release;
-      release = () => {
-        prev();
-        r();
-      };
-    });
+    if (credits > 0) credits--;
+    else await new Promise((r) => held.push(r));
     await route.continue();
   });
   for (let page = 1; page <= PAGES && v.min > 1; page++) {

@@ -1,44 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Socket, type WsLike } from './ws';
+import { Socket } from './ws';
+import { FakeWS, lastWS } from './fakews';
 import type { ClientFrame, ServerFrame } from '../gen/frames';
 
-class FakeWS implements WsLike {
-  static all: FakeWS[] = [];
-  readyState = 0;
-  sent: ClientFrame[] = [];
-  closed: number | null = null;
-  onopen: ((ev: unknown) => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-  onerror: ((ev: unknown) => void) | null = null;
-  constructor(
-    readonly url: string,
-    readonly protocols: string[],
-  ) {
-    FakeWS.all.push(this);
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data) as ClientFrame);
-  }
-  close(code = 1000) {
-    this.closed = code;
-    this.readyState = 3;
-  }
-  // test helpers
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  frame(f: ServerFrame) {
-    this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  drop(code = 1006) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-}
-
-const last = () => FakeWS.all[FakeWS.all.length - 1]!;
+const last = lastWS;
 
 function make(extra: Partial<ConstructorParameters<typeof Socket>[0]> = {}) {
   let n = 0;

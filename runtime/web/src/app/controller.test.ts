@@ -3,43 +3,10 @@
 // the last contiguous seq, and duplicates from every path leave one message each.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Controller } from './controller';
-import type { WsLike } from '../api/ws';
-import type { ClientFrame } from '../gen/frames';
+import { FakeWS, lastWS } from '../api/fakews';
 import { entries } from '../state/messages';
 
-class FakeWS implements WsLike {
-  static all: FakeWS[] = [];
-  readyState = 0;
-  sent: ClientFrame[] = [];
-  onopen: ((ev: unknown) => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-  onerror: ((ev: unknown) => void) | null = null;
-  constructor(
-    readonly url: string,
-    readonly protocols: string[],
-  ) {
-    FakeWS.all.push(this);
-  }
-  send(d: string) {
-    this.sent.push(JSON.parse(d) as ClientFrame);
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  frame(f: Record<string, unknown>) {
-    this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  drop() {
-    this.readyState = 3;
-    this.onclose?.({ code: 1006, reason: '' });
-  }
-}
-const ws = () => FakeWS.all[FakeWS.all.length - 1]!;
+const ws = lastWS;
 
 const ROOM = 'room1';
 const at = (s: number) => new Date(1_700_000_000_000 + s * 1000).toISOString();

@@ -10,10 +10,18 @@ import (
 )
 
 // Memory is an in-process bus for `parley dev` and tests. Topics are created on first
-// use with the configured number of partitions. It keeps everything forever: it is meant
-// for one development session, not for production traffic.
+// use with the configured number of partitions.
+//
+// Retention is by consumption rather than time, so that a process that consumes what it
+// produces (parley dev) stays flat: a partition keeps every record that some consumer
+// group of its topic has not committed yet (a group that never committed holds
+// everything it may still read), plus the last Retention records, so that a group that
+// joins later still finds recent history. Older records are dropped. A group that
+// subscribes after records were dropped starts at the earliest record kept, as a Kafka
+// group starting at FirstOffset does after retention deleted old segments.
 type Memory struct {
 	partitions int
+	retain     int64 // Retention, unless a test says otherwise
 
 	mu      sync.Mutex
 	topics  map[string]*memTopic
@@ -23,8 +31,37 @@ type Memory struct {
 	nextRR  int // partition for records without a key
 }
 
+// Retention is how many of its latest records a partition keeps beyond those a consumer
+// group still has to commit.
+const Retention = 256
+
 type memTopic struct {
-	parts [][]Message
+	parts  []memPartition
+	groups []*memGroup // every group of the topic, once subscribed
+}
+
+// memPartition is a log whose first kept record has offset base.
+type memPartition struct {
+	base int64
+	recs []Message
+}
+
+// end is the offset the next record gets (the high-water mark).
+func (p *memPartition) end() int64 { return p.base + int64(len(p.recs)) }
+
+// trimTo drops the records before offset keep. The dropped slots are cleared so that
+// their keys and values can be collected before the backing array is reallocated.
+func (p *memPartition) trimTo(keep int64) {
+	n := int(min(keep, p.end()) - p.base)
+	if n <= 0 {
+		return
+	}
+	clear(p.recs[:n])
+	p.recs = p.recs[n:]
+	p.base += int64(n)
+	if len(p.recs) == 0 {
+		p.recs = nil // let the old array go at once
+	}
 }
 
 type groupTopic struct{ group, topic string }
@@ -43,6 +80,7 @@ func NewMemory(partitions int) (*Memory, error) {
 	}
 	return &Memory{
 		partitions: partitions,
+		retain:     Retention,
 		topics:     map[string]*memTopic{},
 		groups:     map[groupTopic]*memGroup{},
 		changed:    make(chan struct{}),
@@ -53,7 +91,7 @@ func NewMemory(partitions int) (*Memory, error) {
 func (m *Memory) topicLocked(name string) *memTopic {
 	t, ok := m.topics[name]
 	if !ok {
-		t = &memTopic{parts: make([][]Message, m.partitions)}
+		t = &memTopic{parts: make([]memPartition, m.partitions)}
 		m.topics[name] = t
 	}
 	return t
@@ -93,14 +131,19 @@ func (m *Memory) Publish(ctx context.Context, topic string, recs ...Record) erro
 	now := time.Now()
 	for _, r := range recs {
 		p := m.partitionFor(r.Key)
-		t.parts[p] = append(t.parts[p], Message{
+		part := &t.parts[p]
+		part.recs = append(part.recs, Message{
 			Topic:     topic,
 			Partition: p,
-			Offset:    int64(len(t.parts[p])),
+			Offset:    part.end(),
 			Key:       slices.Clone(r.Key), // the caller may reuse its buffers
 			Value:     slices.Clone(r.Value),
 			Time:      now,
 		})
+		if int64(len(part.recs)) > 2*m.retain {
+			// Amortized: trimming at twice the retention costs O(1) per record.
+			m.trimLocked(t, p)
+		}
 	}
 	m.wakeLocked()
 	return nil
@@ -124,7 +167,11 @@ func (m *Memory) Subscribe(ctx context.Context, group, topic string) (Subscripti
 	if !ok {
 		t := m.topicLocked(topic)
 		g = &memGroup{topic: t, name: group, committed: make([]int64, len(t.parts))}
+		for p := range t.parts {
+			g.committed[p] = t.parts[p].base // the earliest record kept
+		}
 		m.groups[key] = g
+		t.groups = append(t.groups, g)
 	}
 	s := &memSubscription{bus: m, group: g, topic: topic}
 	g.members = append(g.members, s)
@@ -224,10 +271,13 @@ func (s *memSubscription) takeLocked(out []Message, max int) []Message {
 		if !ok {
 			continue
 		}
-		log := parts[p]
-		for pos < int64(len(log)) && len(out) < max {
-			msg := log[pos]
-			msg.HighWaterMark = int64(len(log))
+		part := &parts[p]
+		if pos < part.base {
+			pos = part.base // never below what is kept (groups hold what they need)
+		}
+		for pos < part.end() && len(out) < max {
+			msg := part.recs[pos-part.base]
+			msg.HighWaterMark = part.end()
 			out = append(out, msg)
 			pos++
 		}
@@ -255,12 +305,44 @@ func (s *memSubscription) Commit(ctx context.Context, msgs ...Message) error {
 			return fmt.Errorf("%w: %s/%d", ErrNotAssigned, msg.Topic, msg.Partition)
 		}
 	}
+	moved := map[int]bool{}
 	for _, msg := range msgs {
 		if next := msg.Offset + 1; next > s.group.committed[msg.Partition] {
 			s.group.committed[msg.Partition] = next
+			moved[msg.Partition] = true
 		}
 	}
+	for p := range moved {
+		s.bus.trimLocked(s.group.topic, p)
+	}
 	return nil
+}
+
+// trimLocked drops partition p's records that every group of the topic has committed,
+// except the last m.retain. m.mu must be held.
+func (m *Memory) trimLocked(t *memTopic, p int) {
+	part := &t.parts[p]
+	keep := part.end() - m.retain
+	for _, g := range t.groups {
+		keep = min(keep, g.committed[p])
+	}
+	part.trimTo(keep)
+}
+
+// Retained reports how many records the topic keeps over all partitions (for tests and
+// the soak check).
+func (m *Memory) Retained(topic string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.topics[topic]
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, p := range t.parts {
+		n += len(p.recs)
+	}
+	return n
 }
 
 // Close implements Subscription: the member leaves and its partitions go to the others,

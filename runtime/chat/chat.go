@@ -33,6 +33,8 @@ var (
 	ErrMessageNotFound   = errors.New("message not found")
 	ErrNotFound          = errors.New("not found") // store-level: no such row
 	ErrConflict          = errors.New("conflict")  // store-level: unique key taken
+	// ErrRelayBusy: another outbox relay is running (Store.RelayAnnouncements).
+	ErrRelayBusy = errors.New("another relay is announcing")
 )
 
 // RoomKind is direct (exactly two members, one room per pair) or group.
@@ -55,6 +57,8 @@ type Room struct {
 	CreatedAt time.Time `json:"created_at"`
 	// LastEventSeq is the room's last event (edits, deletions) sequence number.
 	LastEventSeq int64 `json:"last_event_seq"`
+	// AnnouncedSeq is the last message the outbox relay announced on the bus.
+	AnnouncedSeq int64 `json:"-"`
 }
 
 // Member is one user's membership, receipts included.
@@ -151,6 +155,9 @@ type ClientKey struct{ SenderID, ClientID string }
 type Appended struct {
 	Message   Message
 	Duplicate bool
+	// Announced is set on a duplicate whose original the outbox relay had already
+	// announced when the batch committed; otherwise the relay still will.
+	Announced bool
 }
 
 // Store is the chat persistence the service needs. The memory and PostgreSQL stores
@@ -185,8 +192,16 @@ type Store interface {
 	// AppendMessages stores a batch atomically: each message whose (SenderID, ClientID)
 	// exists, in the store or earlier in the batch, comes back as the original with
 	// Duplicate set; every other message gets its room's next sequence number. On error
-	// nothing is stored.
+	// nothing is stored. A stored message is also an unannounced one, in the same
+	// commit: RelayAnnouncements hands it out later (the transactional outbox).
 	AppendMessages(ctx context.Context, msgs []Message) ([]Appended, error)
+	// RelayAnnouncements hands up to limit stored and not yet announced messages to
+	// publish, each room's in sequence order and starting right after the room's last
+	// announced one, and marks them announced when publish returns nil (nothing is
+	// marked otherwise, and the same messages come again). One relay runs at a time
+	// across every process on the store: a call that finds another one running returns
+	// ErrRelayBusy at once. It returns how many messages were announced.
+	RelayAnnouncements(ctx context.Context, limit int, publish func(context.Context, []Message) error) (int, error)
 	// MessagesByClientKey returns the stored messages among keys.
 	MessagesByClientKey(ctx context.Context, keys []ClientKey) (map[ClientKey]Message, error)
 	// MessagesByID returns the stored messages among ids (any room).

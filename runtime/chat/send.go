@@ -24,7 +24,11 @@ type SendRequest struct {
 type SendResult struct {
 	Message   Message // the stored message
 	Duplicate bool    // (SenderID, ClientID) was stored before: Message is the original
-	Err       error   // a domain error for this one request
+	// Announced: a duplicate whose original was already announced on the bus; the
+	// caller answers it itself. Any other stored message is announced by the outbox
+	// relay (Service.RelayAnnouncements), never by the caller.
+	Announced bool
+	Err       error // a domain error for this one request
 }
 
 // SendBatch validates every request (membership, blocks, size, per-user rate), assigns
@@ -34,9 +38,13 @@ type SendResult struct {
 // nothing was committed (the caller retries the batch). results[i] answers reqs[i].
 //
 // The look-ups cost a fixed number of store round trips whatever the batch size
-// (stored duplicates, rooms, mentioned usernames, memberships), plus one block look-up
-// per distinct sender writing to a direct room and one member listing per room whose
-// owner mentions "@room".
+// (rooms, mentioned usernames, memberships), plus one block look-up per distinct sender
+// writing to a direct room and one member listing per room whose owner mentions "@room".
+// Stored duplicates are not looked up first: the store's insert finds them (a retry is
+// rare, a look-up of every key costs as much as the insert). A request refused here is
+// looked up afterwards, so a redelivered message that was accepted once is answered
+// with its original and never refused (for example because the sender left the room
+// since); a token charged for a request that turns out a duplicate is given back.
 func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResult, error) {
 	results := make([]SendResult, len(reqs))
 	if len(reqs) == 0 {
@@ -47,7 +55,6 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	// 1. Shape checks, and in-batch duplicates pointing at their first occurrence.
 	first := make(map[ClientKey]int, len(reqs))
 	dupOf := make([]int, len(reqs))
-	var keys []ClientKey
 	var roomIDs []string
 	var replyIDs []string
 	seenRoom := map[string]bool{}
@@ -75,7 +82,6 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			continue
 		}
 		first[k] = i
-		keys = append(keys, k)
 		if !seenRoom[r.RoomID] {
 			seenRoom[r.RoomID] = true
 			roomIDs = append(roomIDs, r.RoomID)
@@ -85,12 +91,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		}
 	}
 
-	// 2. Already stored: answer with the original without re-validating, so a redelivered
-	// batch is never rejected (for example by the rate limit) after it was accepted.
-	stored, err := s.store.MessagesByClientKey(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency lookup: %w", err)
-	}
+	// 2. Rooms, replied messages and mentions.
 	rooms, err := s.store.RoomsByID(ctx, roomIDs)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: %w", err)
@@ -106,9 +107,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	var bodies []string
 	for i, r := range reqs {
 		if results[i].Err == nil && dupOf[i] < 0 {
-			if _, ok := stored[ClientKey{r.SenderID, r.ClientID}]; !ok {
-				bodies = append(bodies, r.Body)
-			}
+			bodies = append(bodies, r.Body)
 		}
 	}
 	mentions, err := s.newMentionResolver(ctx, bodies)
@@ -130,9 +129,6 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	}
 	for i, r := range reqs {
 		if results[i].Err != nil || dupOf[i] >= 0 {
-			continue
-		}
-		if _, ok := stored[ClientKey{r.SenderID, r.ClientID}]; ok {
 			continue
 		}
 		room, ok := rooms[r.RoomID]
@@ -167,12 +163,9 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 	var toAppend []Message
 	var appendIdx []int
 	var charged []string // senders charged a token in this batch, to refund if nothing is stored
+	chargedAt := map[int]bool{}
 	for i, r := range reqs {
 		if results[i].Err != nil || dupOf[i] >= 0 {
-			continue
-		}
-		if m, ok := stored[ClientKey{r.SenderID, r.ClientID}]; ok {
-			results[i] = SendResult{Message: m, Duplicate: true}
 			continue
 		}
 		room, ok := rooms[r.RoomID]
@@ -216,6 +209,7 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 				continue
 			}
 			charged = append(charged, r.SenderID)
+			chargedAt[i] = true
 		}
 		atts := r.Attachments
 		if atts == nil {
@@ -243,7 +237,16 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		appendIdx = append(appendIdx, i)
 	}
 
-	// 5. One transaction for the batch.
+	// 5. A refused request may be a retry of one accepted before: answer it with the
+	// original (one look-up, only when something was refused).
+	if err := s.answerRefusedRetries(ctx, reqs, results, dupOf, rooms); err != nil {
+		for _, sender := range charged {
+			s.refundToken(sender)
+		}
+		return nil, err
+	}
+
+	// 6. One transaction for the batch.
 	if len(toAppend) > 0 {
 		out, err := s.store.AppendMessages(ctx, toAppend)
 		if err != nil {
@@ -252,8 +255,17 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 			}
 			return nil, fmt.Errorf("append messages: %w", err)
 		}
+		stored := false
 		for j, a := range out {
-			results[appendIdx[j]] = SendResult{Message: a.Message, Duplicate: a.Duplicate}
+			i := appendIdx[j]
+			results[i] = SendResult{Message: a.Message, Duplicate: a.Duplicate, Announced: a.Announced}
+			stored = stored || !a.Duplicate
+			if a.Duplicate && chargedAt[i] {
+				s.refundToken(reqs[i].SenderID) // a retry of a stored message costs nothing
+			}
+		}
+		if stored && s.onStored != nil {
+			s.onStored()
 		}
 	}
 	persisted, dups, rejected := 0, 0, 0
@@ -277,6 +289,33 @@ func (s *Service) SendBatch(ctx context.Context, reqs []SendRequest) ([]SendResu
 		s.observer.BatchCommitted(len(reqs), persisted, dups, rejected)
 	}
 	return results, nil
+}
+
+// answerRefusedRetries replaces the refusal of a request whose (sender, client id) is
+// stored with the stored original, as a duplicate.
+func (s *Service) answerRefusedRetries(ctx context.Context, reqs []SendRequest, results []SendResult, dupOf []int, rooms map[string]Room) error {
+	var keys []ClientKey
+	for i, r := range reqs {
+		if results[i].Err != nil && dupOf[i] < 0 && r.SenderID != "" && r.ClientID != "" {
+			keys = append(keys, ClientKey{r.SenderID, r.ClientID})
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	stored, err := s.store.MessagesByClientKey(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("idempotency lookup: %w", err)
+	}
+	for i, r := range reqs {
+		if m, ok := stored[ClientKey{r.SenderID, r.ClientID}]; ok && results[i].Err != nil && dupOf[i] < 0 {
+			// The rooms were read after the retry was sent: an original announced by
+			// then shows here, and one announced later reaches the sender anyway.
+			room, ok := rooms[m.RoomID]
+			results[i] = SendResult{Message: m, Duplicate: true, Announced: ok && m.Seq <= room.AnnouncedSeq}
+		}
+	}
+	return nil
 }
 
 // Send sends one message (the REST path); the result's Err is returned as the error.

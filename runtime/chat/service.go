@@ -42,6 +42,7 @@ type Service struct {
 	now      func() time.Time
 	observer Observer
 	files    FileChecker
+	onStored func() // wakes the outbox relay; nil: nobody listens
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -60,6 +61,21 @@ func NewService(store Store, people People, limits Limits, now func() time.Time)
 
 // SetObserver installs an observer; call before use.
 func (s *Service) SetObserver(o Observer) { s.observer = o }
+
+// OnStored installs fn, called after every commit that stored a new message (the outbox
+// relay's wake-up, so that an announcement need not wait for its next poll); call before
+// use. fn must not block.
+func (s *Service) OnStored(fn func()) { s.onStored = fn }
+
+// RelayAnnouncements hands stored and unannounced messages to publish, in sequence order
+// per room, and marks them announced when publish succeeds (Store.RelayAnnouncements).
+func (s *Service) RelayAnnouncements(ctx context.Context, limit int, publish func(context.Context, []Message) error) (int, error) {
+	n, err := s.store.RelayAnnouncements(ctx, limit, publish)
+	if err != nil {
+		return n, fmt.Errorf("relay announcements: %w", err)
+	}
+	return n, nil
+}
 
 // FileChecker says whether a sender may attach a file (the files service implements it):
 // their own upload, or one shared with them, and not removed.

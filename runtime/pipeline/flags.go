@@ -8,4 +8,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatch, "pipeline-batch-size", DefaultMaxBatch, "flush a batch of events at this many")
 	fs.DurationVar(&c.Linger, "pipeline-batch-linger", DefaultLinger, "flush a batch this long after its first event")
 	fs.DurationVar(&c.StaleAfter, "pipeline-stale-after", DefaultStaleAfter, "report not ready when the consumer has not polled for this long")
+	fs.DurationVar(&c.RelayPoll, "pipeline-relay-poll", DefaultRelayPoll, "how often the outbox relay looks for messages stored by other processes (local commits wake it at once)")
+	fs.IntVar(&c.RelayBatch, "pipeline-relay-batch", DefaultRelayBatch, "most announcements the outbox relay publishes in one round")
 }

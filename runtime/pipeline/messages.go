@@ -11,6 +11,7 @@ import (
 
 type messageBatch struct {
 	acceptor MessageAcceptor
+	relayed  bool // an outbox relay announces stored messages
 	metrics  *metrics
 	in       []protocol.MessageSent
 	// slots keeps the bus order: each is an index into in, or -1 with an answer made at
@@ -22,8 +23,8 @@ type messageBatch struct {
 // prepareMessages decodes a batch. Undecodable events never stop the batch: the sender,
 // when it can be found, gets a rejection with reason invalid; otherwise the event is
 // logged, counted and skipped, and its offset is committed with the rest.
-func prepareMessages(msgs []bus.Message, acceptor MessageAcceptor, log *slog.Logger, m *metrics) batch {
-	b := &messageBatch{acceptor: acceptor, metrics: m, early: map[int]published{}}
+func prepareMessages(msgs []bus.Message, acceptor MessageAcceptor, relayed bool, log *slog.Logger, m *metrics) batch {
+	b := &messageBatch{acceptor: acceptor, relayed: relayed, metrics: m, early: map[int]published{}}
 	for _, msg := range msgs {
 		sent, err := decodeMessageSent(msg.Value)
 		if err == nil {
@@ -96,6 +97,9 @@ func (b *messageBatch) apply(ctx context.Context) ([]published, error) {
 			err error
 		)
 		switch {
+		case o.Delivered != nil && o.Rejected == nil && b.relayed && !o.Announced:
+			accepted++ // the relay announces it, in its room's order
+			continue
 		case o.Delivered != nil && o.Rejected == nil:
 			p, err = deliveredRecord(o.Delivered, in)
 			accepted++

@@ -19,6 +19,7 @@ type metrics struct {
 	publishErrors *prometheus.CounterVec
 	commitErrors  *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
+	announced     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,12 +57,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_pipeline_commit_errors_total", Help: "Failed offset commits; the batch will be replayed.",
 		}, consumer),
+		announced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_pipeline_messages_announced_total", Help: "Stored messages announced on chat.message_delivered by the outbox relay.",
+		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_pipeline_consumer_lag", Help: "Events behind the end of the partitions this consumer last read, as of its last batch.",
 		}, consumer),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.batchSize, m.batchDuration, m.accepted, m.rejected,
-		m.receipts, m.undecodable, m.applyErrors, m.publishErrors, m.commitErrors, m.lag} {
+		m.receipts, m.undecodable, m.applyErrors, m.publishErrors, m.commitErrors, m.lag, m.announced} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {

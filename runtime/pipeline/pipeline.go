@@ -39,10 +39,15 @@ type MessageAcceptor interface {
 	AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]Outcome, error)
 }
 
-// Outcome is the answer to one message: exactly one of the two is set.
+// Outcome is the answer to one message: exactly one of Delivered and Rejected is set.
 type Outcome struct {
 	Delivered *protocol.MessageDelivered
 	Rejected  *protocol.MessageRejected
+	// Announced goes with Delivered on a duplicate whose original was announced already:
+	// with an outbox (Config.Outbox) the pipeline publishes Delivered again, as the
+	// retrying sender's acknowledgement, and leaves every other Delivered to the relay.
+	// Without an outbox the pipeline publishes every Delivered itself.
+	Announced bool
 }
 
 // ReceiptAdvancer moves receipt cursors; the chat service implements it.
@@ -80,7 +85,15 @@ type Config struct {
 	// StaleAfter is how old the last poll may be before Ready reports the consumer stuck
 	// (default 15 s).
 	StaleAfter time.Duration
-	Logger     *slog.Logger
+	// Outbox, when set, is where stored messages wait to be announced: Run also runs its
+	// relay, the only producer of chat.message_delivered for stored messages.
+	Outbox Outbox
+	// RelayBatch bounds the announcements of one relay round (default 1024).
+	RelayBatch int
+	// RelayPoll is how often the relay looks for announcements stored by other processes
+	// or left by a failed round (default 200 ms); local commits wake it at once.
+	RelayPoll time.Duration
+	Logger    *slog.Logger
 	// Registerer receives the metrics; nil keeps them in a private registry.
 	Registerer prometheus.Registerer
 }
@@ -118,6 +131,10 @@ func (c Config) withDefaults() Config {
 	dur(&c.RetryMin, DefaultRetryMin)
 	dur(&c.RetryMax, DefaultRetryMax)
 	dur(&c.StaleAfter, DefaultStaleAfter)
+	dur(&c.RelayPoll, DefaultRelayPoll)
+	if c.RelayBatch == 0 {
+		c.RelayBatch = DefaultRelayBatch
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -136,9 +153,10 @@ var (
 	ErrStale      = errors.New("pipeline: consumer has not polled recently")
 )
 
-// Pipeline runs the consumers of core.
+// Pipeline runs the consumers of core, and the outbox relay when it has an outbox.
 type Pipeline struct {
 	consumers []*consumer
+	relay     *relay
 }
 
 // New builds the pipeline. advancer may be nil, in which case receipts are not consumed.
@@ -147,7 +165,8 @@ func New(b Bus, acceptor MessageAcceptor, advancer ReceiptAdvancer, cfg Config) 
 		return nil, fmt.Errorf("%w: a bus and a message acceptor are required", ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults()
-	if cfg.MaxBatch < 1 || cfg.Linger < 0 || cfg.RetryMin <= 0 || cfg.RetryMax < cfg.RetryMin || cfg.StaleAfter <= cfg.PollTimeout {
+	if cfg.MaxBatch < 1 || cfg.Linger < 0 || cfg.RetryMin <= 0 || cfg.RetryMax < cfg.RetryMin || cfg.StaleAfter <= cfg.PollTimeout ||
+		cfg.RelayBatch < 1 || cfg.RelayPoll <= 0 {
 		return nil, fmt.Errorf("%w: max batch %d, linger %v, retry %v..%v, stale after %v (must exceed poll timeout %v)",
 			ErrInvalidConfig, cfg.MaxBatch, cfg.Linger, cfg.RetryMin, cfg.RetryMax, cfg.StaleAfter, cfg.PollTimeout)
 	}
@@ -156,8 +175,12 @@ func New(b Bus, acceptor MessageAcceptor, advancer ReceiptAdvancer, cfg Config) 
 		return nil, err
 	}
 	p := &Pipeline{}
+	if cfg.Outbox != nil {
+		p.relay = newRelay(cfg.Outbox, b, cfg, m)
+	}
+	relayed := cfg.Outbox != nil
 	p.consumers = append(p.consumers, newConsumer("messages", cfg.MessageGroup, protocol.TopicMessageSent, b, cfg, m,
-		func(msgs []bus.Message) batch { return prepareMessages(msgs, acceptor, cfg.Logger, m) }))
+		func(msgs []bus.Message) batch { return prepareMessages(msgs, acceptor, relayed, cfg.Logger, m) }))
 	if advancer != nil {
 		p.consumers = append(p.consumers, newConsumer("receipts", cfg.ReceiptGroup, protocol.TopicReceipt, b, cfg, m,
 			func(msgs []bus.Message) batch { return prepareReceipts(msgs, advancer, cfg.Logger, m) }))
@@ -169,6 +192,12 @@ func New(b Bus, acceptor MessageAcceptor, advancer ReceiptAdvancer, cfg Config) 
 func (p *Pipeline) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if p.relay != nil {
+		relayDone := make(chan struct{})
+		go func() { defer close(relayDone); p.relay.run(ctx) }()
+		defer func() { <-relayDone }()
+		defer cancel() // runs first: stop the relay, then wait for it
+	}
 	errs := make(chan error, len(p.consumers))
 	for _, c := range p.consumers {
 		go func() {
@@ -186,6 +215,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(all...)
+}
+
+// Wake tells the relay that a message was stored in this process, so that it announces
+// it now rather than at its next poll. It never blocks; without an outbox it does nothing.
+func (p *Pipeline) Wake() {
+	if p.relay != nil {
+		p.relay.Wake()
+	}
 }
 
 // Ready reports whether every consumer runs and polled recently; /readyz serves it.

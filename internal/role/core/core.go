@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/parleychat/parley/runtime/files/filespg"
 	"github.com/parleychat/parley/runtime/httpapi"
 	"github.com/parleychat/parley/runtime/pipeline"
+	"github.com/parleychat/parley/runtime/protocol"
 	"github.com/parleychat/parley/runtime/store/memory"
 	"github.com/parleychat/parley/runtime/store/postgres"
 	"github.com/parleychat/parley/runtime/users"
@@ -67,6 +69,33 @@ type Config struct {
 	RegistrationsPerAddress int
 	// TrustedProxies is a comma-separated list of CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies string
+	// PostgresMaxConns caps the role's PostgreSQL pool (DefaultPostgresMaxConns per role);
+	// 0 leaves pgx's own default, the larger of 4 and the node's cores.
+	PostgresMaxConns int
+}
+
+// DefaultPostgresMaxConns is each role's PostgreSQL pool size, sized to its work rather
+// than to the node's cores (pgx's default, which gave 32 connections per pod on 32-core
+// nodes whatever the role):
+//   - core: the message and receipt consumers hold one connection each per batch, the
+//     outbox relay one, and the REST API the rest (a request holds one at a time);
+//   - gateway: membership checks of room-scoped frames and history replays on resume;
+//   - notification: recipient and push-target look-ups per event, and push subscriptions;
+//   - dev: every role in one process on one pool.
+var DefaultPostgresMaxConns = map[string]int{
+	"core":         16,
+	"gateway":      8,
+	"notification": 8,
+	"dev":          16,
+}
+
+// DefaultConfigFor is DefaultConfig with role's pool size.
+func DefaultConfigFor(role string) Config {
+	c := DefaultConfig()
+	if n, ok := DefaultPostgresMaxConns[role]; ok {
+		c.PostgresMaxConns = n
+	}
+	return c
 }
 
 // DefaultConfig is the role's defaults.
@@ -77,6 +106,7 @@ func DefaultConfig() Config {
 		Listen: ":8080", Store: StorePostgres, TokenTTL: 15 * time.Minute, RefreshTTL: u.RefreshTTL,
 		Registration: u.Registration, MaxMessageBytes: l.MaxMessageBytes, MessagesPerSecond: l.MessagesPerSecond,
 		MaxRoomMembers: l.MaxRoomMembers, LogLevel: "info", RegistrationsPerAddress: u.MaxRegistrationsPerAddress,
+		PostgresMaxConns: DefaultPostgresMaxConns["core"],
 	}
 }
 
@@ -85,6 +115,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address")
 	fs.StringVar(&c.Store, "store", c.Store, "persistence: postgres, or memory (data is lost on exit; for development)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL connection URL (schema applied by parley migrate)")
+	fs.IntVar(&c.PostgresMaxConns, "postgres-max-conns", c.PostgresMaxConns, "most PostgreSQL connections this process opens (0: pgx's default, max(4, cores))")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL; accepted for uniform configuration, core keeps sessions and throttling in PostgreSQL")
 	fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "HS256 key for access tokens, at least 32 bytes (shared with the gateway)")
 	fs.StringVar(&c.JWTPreviousKey, "jwt-previous-signing-key", c.JWTPreviousKey, "the signing key before a rotation: tokens it signed stay valid until they expire (empty: none)")
@@ -117,6 +148,8 @@ func (c Config) Validate() error {
 		return errors.New("--registrations-per-address must not be negative")
 	case c.EditWindow < 0:
 		return errors.New("--edit-window must not be negative")
+	case c.PostgresMaxConns < 0 || c.PostgresMaxConns > math.MaxInt32:
+		return errors.New("--postgres-max-conns must be between 0 and 2^31-1")
 	case c.MaxMessageBytes <= 0 || c.MessagesPerSecond <= 0 || c.MaxRoomMembers < 2:
 		return errors.New("--max-message-bytes and --messages-per-second must be positive, --max-room-members at least 2")
 	}
@@ -232,9 +265,9 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	var chatStore chat.Store
 	switch cfg.Store {
 	case StorePostgres:
-		pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+		pool, err := openPool(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: %w", err)
+			return nil, err
 		}
 		if cfg.MigrateSchema {
 			res, err := postgres.Migrate(ctx, pool)
@@ -287,6 +320,22 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		app.API.AddReadiness("database", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}
 	return app, nil
+}
+
+// openPool opens the PostgreSQL pool with the role's size.
+func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.PostgresMaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.PostgresMaxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
 }
 
 // EnablePush serves the push subscription endpoints with cfg's public key. Without a
@@ -355,7 +404,7 @@ func Role() cli.Role {
 		Name:    "core",
 		Summary: "REST API (accounts, rooms, messages, history, receipts, blocks) and the chat.message_sent consumer",
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
-			cfg := DefaultConfig()
+			cfg := DefaultConfigFor("core")
 			cfg.RegisterFlags(fs)
 			var busCfg deps.BusConfig
 			busCfg.RegisterFlags(fs)
@@ -433,16 +482,41 @@ func Role() cli.Role {
 // Bridge is the app's chat service as the pipeline's acceptor and advancer.
 func Bridge(a *App) bridge.Chat { return bridge.Chat{Service: a.Chat} }
 
-// Pipeline builds the consumers of chat.message_sent and chat.receipt over b, announces
-// REST writes on b, and adds the consumer to /readyz.
+// Pipeline builds the consumers of chat.message_sent and chat.receipt over b and the
+// outbox relay that announces every stored message (sent over the bus or over REST) on
+// b, announces the other REST writes on b, and adds the consumer to /readyz.
 func (a *App) Pipeline(b bus.Bus, cfg pipeline.Config) (*pipeline.Pipeline, error) {
 	cfg.Logger, cfg.Registerer = a.Logger, a.Registry
+	cfg.Outbox = Outbox{Chat: a.Chat}
 	chatBridge := Bridge(a)
 	pipe, err := pipeline.New(b, chatBridge, chatBridge, cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.Chat.OnStored(pipe.Wake)
 	a.API.SetEvents(bridge.Announcer{Bus: b})
 	a.API.AddReadiness("pipeline", func(context.Context) error { return pipe.Ready() })
 	return pipe, nil
+}
+
+// Outbox is the chat store's outbox as the pipeline's: stored messages become
+// chat.message_delivered payloads.
+type Outbox struct{ Chat *chat.Service }
+
+// Relay implements pipeline.Outbox.
+func (o Outbox) Relay(ctx context.Context, limit int, publish func(context.Context, []protocol.MessageDelivered) error) (int, error) {
+	n, err := o.Chat.RelayAnnouncements(ctx, limit, func(ctx context.Context, msgs []chat.Message) error {
+		ds := make([]protocol.MessageDelivered, len(msgs))
+		for i, m := range msgs {
+			// SentAt is when the sender's request arrived; the store keeps CreatedAt, a
+			// few milliseconds later.
+			ds[i] = protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, ServerID: m.ID, Seq: m.Seq,
+				Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt}
+		}
+		return publish(ctx, ds)
+	})
+	if errors.Is(err, chat.ErrRelayBusy) {
+		return 0, pipeline.ErrRelayBusy
+	}
+	return n, err
 }

@@ -113,7 +113,7 @@ func TestBuild_servesOverPostgres(t *testing.T) {
 
 // migratedApp builds the app over a fresh, migrated PostgreSQL schema, closed when the
 // test ends.
-func migratedApp(t *testing.T) *App {
+func migratedApp(t *testing.T, tune ...func(*Config)) *App {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testenv.Postgres(t)
@@ -127,6 +127,9 @@ func migratedApp(t *testing.T) *App {
 	}
 	cfg := DefaultConfig()
 	cfg.PostgresURL, cfg.JWTSigningKey = dsn, key
+	for _, f := range tune {
+		f(&cfg)
+	}
 	app, err := Build(ctx, cfg, cfg.Logger(cli.Env{Stderr: io.Discard}))
 	if err != nil {
 		t.Fatal(err)

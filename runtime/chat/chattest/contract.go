@@ -748,6 +748,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	runReplies(t, env)
 	runMentions(t, env)
 	runEvents(t, env, newBackend)
+	runOutbox(t, env) // outbox.go
 
 	t.Run("recipients of an unknown room", func(t *testing.T) {
 		e := env(t)

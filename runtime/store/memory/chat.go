@@ -12,6 +12,7 @@ import (
 
 // Chat is an in-memory chat.Store.
 type Chat struct {
+	relay    sync.Mutex // held by the one running RelayAnnouncements
 	mu       sync.Mutex
 	rooms    map[string]*chat.Room
 	direct   map[[2]string]string             // sorted pair -> room id
@@ -361,12 +362,15 @@ func (s *Chat) AppendMessages(_ context.Context, msgs []chat.Message) ([]chat.Ap
 		}
 	}
 	out := make([]chat.Appended, len(msgs))
+	fresh := map[chat.ClientKey]bool{} // stored by this batch
 	for i, m := range msgs {
 		k := chat.ClientKey{SenderID: m.SenderID, ClientID: m.ClientID}
 		if orig, ok := s.byClient[k]; ok {
-			out[i] = chat.Appended{Message: clone(orig), Duplicate: true}
+			announced := orig.Seq <= s.rooms[orig.RoomID].AnnouncedSeq && !fresh[k]
+			out[i] = chat.Appended{Message: clone(orig), Duplicate: true, Announced: announced}
 			continue
 		}
+		fresh[k] = true
 		r := s.rooms[m.RoomID]
 		r.LastSeq++
 		m = clone(m)
@@ -377,6 +381,45 @@ func (s *Chat) AppendMessages(_ context.Context, msgs []chat.Message) ([]chat.Ap
 		out[i] = chat.Appended{Message: clone(m)}
 	}
 	return out, nil
+}
+
+// RelayAnnouncements implements chat.Store. The relay lock is not the store's: publish
+// runs without holding up writers.
+func (s *Chat) RelayAnnouncements(ctx context.Context, limit int, publish func(context.Context, []chat.Message) error) (int, error) {
+	if !s.relay.TryLock() {
+		return 0, chat.ErrRelayBusy
+	}
+	defer s.relay.Unlock()
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.rooms))
+	for id, r := range s.rooms {
+		if r.LastSeq > r.AnnouncedSeq {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	var batch []chat.Message
+	for _, id := range ids {
+		msgs := s.messages[id] // msgs[i].Seq == i+1
+		for seq := s.rooms[id].AnnouncedSeq + 1; seq <= int64(len(msgs)) && len(batch) < limit; seq++ {
+			batch = append(batch, clone(msgs[seq-1]))
+		}
+	}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	if err := publish(ctx, batch); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range batch {
+		if r := s.rooms[m.RoomID]; r != nil && m.Seq > r.AnnouncedSeq {
+			r.AnnouncedSeq = m.Seq
+		}
+	}
+	return len(batch), nil
 }
 
 // History implements chat.Store.

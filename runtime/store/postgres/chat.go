@@ -22,11 +22,11 @@ func NewChat(pool *pgxpool.Pool) *Chat { return &Chat{pool: pool} }
 
 var _ chat.Store = (*Chat)(nil)
 
-const roomCols = `id, kind, name, topic, coalesce(owner_id, ''), last_seq, created_at, last_event_seq`
+const roomCols = `id, kind, name, topic, coalesce(owner_id, ''), last_seq, created_at, last_event_seq, announced_seq`
 
 func scanRoom(row pgx.Row, extra ...any) (chat.Room, error) {
 	var r chat.Room
-	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.Name, &r.Topic, &r.OwnerID, &r.LastSeq, &r.CreatedAt, &r.LastEventSeq}, extra...)...)
+	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.Name, &r.Topic, &r.OwnerID, &r.LastSeq, &r.CreatedAt, &r.LastEventSeq, &r.AnnouncedSeq}, extra...)...)
 	return r, err
 }
 
@@ -541,14 +541,24 @@ func (s *Chat) MessagesByClientKey(ctx context.Context, keys []chat.ClientKey) (
 	return messagesByClientKey(ctx, s.pool, keys)
 }
 
+var messageCopyCols = []string{"id", "room_id", "seq", "sender_id", "client_id", "body", "attachments", "created_at", "reply_to", "mentions"}
+
+// appendAttempts bounds the rounds of AppendMessages that meet duplicates; a round after
+// the second only happens when a concurrent writer stored the same client key in
+// another room meanwhile.
+const appendAttempts = 4
+
 // AppendMessages implements chat.Store: one transaction, a fixed number of round trips
-// whatever the batch size. First the batch's rooms are locked (in id order, so concurrent
-// batches cannot deadlock), then the client keys are looked up: a concurrent batch for
-// the same room has committed by then, so its messages show up as duplicates rather than
-// as a unique-key failure. Then each room's
-// range of sequence numbers is reserved and the new rows are COPYed. A concurrent writer
-// of the same client key in another room still fails the COPY on the unique key; the
-// caller retries and then sees a duplicate.
+// whatever the batch size, and no look-up of the client keys in the common case.
+//
+// The batch's rooms are locked in id order (concurrent batches cannot deadlock, and a
+// concurrent batch for the same rooms has committed once the locks are held); under a
+// savepoint each room's range of sequence numbers is reserved (same round trip) and the
+// rows are COPYed straight into messages, the same COPY as a bare one. A duplicate is
+// found by the COPY itself, as a violation of the (sender, client id) key: the work since
+// the savepoint is undone, the stored originals of the batch's keys are read (one query,
+// only on this path), and the rest is numbered and COPYed again, so sequences stay
+// gap-free. A retry costs a second round; a batch without one costs a COPY.
 func (s *Chat) AppendMessages(ctx context.Context, msgs []chat.Message) ([]chat.Appended, error) {
 	out := make([]chat.Appended, len(msgs))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -560,87 +570,51 @@ func (s *Chat) AppendMessages(ctx context.Context, msgs []chat.Message) ([]chat.
 				allRooms = append(allRooms, m.RoomID)
 			}
 		}
-		locked, err := tx.Query(ctx, `SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE`, pgx.QueryExecModeExec, allRooms)
-		if err != nil {
-			return fmt.Errorf("lock rooms: %w", err)
-		}
-		lockedIDs, err := pgx.CollectRows(locked, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("lock rooms: %w", err)
-		}
-		if len(lockedIDs) != len(allRooms) {
-			return fmt.Errorf("%d of %d rooms: %w", len(allRooms)-len(lockedIDs), len(allRooms), chat.ErrNotFound)
-		}
-		// After the locks: a concurrent batch for these rooms has committed by now, and
-		// this statement's snapshot sees its rows.
-		existing, err := messagesByClientKey(ctx, tx, keys)
-		if err != nil {
-			return err
-		}
-
-		perRoom := map[string]int64{}
 		firstInBatch := map[chat.ClientKey]int{}
-		fresh := make([]int, 0, len(msgs))
-		for i, m := range msgs {
-			k := keys[i]
-			if e, ok := existing[k]; ok {
-				out[i] = chat.Appended{Message: e, Duplicate: true}
-				continue
+		fresh := make([]int, 0, len(msgs)) // first occurrences not known as duplicates
+		for i := range msgs {
+			if _, ok := firstInBatch[keys[i]]; ok {
+				continue // filled in once the first copy is settled
 			}
-			if _, ok := firstInBatch[k]; ok {
-				continue // filled in after the first copy gets its sequence
-			}
-			firstInBatch[k] = i
-			perRoom[m.RoomID]++
+			firstInBatch[keys[i]] = i
 			fresh = append(fresh, i)
 		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		roomIDs := make([]string, 0, len(perRoom))
-		for id := range perRoom {
-			roomIDs = append(roomIDs, id)
-		}
-		slices.Sort(roomIDs)
-		var b pgx.Batch
-		for _, id := range roomIDs {
-			b.Queue(`UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`, id, perRoom[id])
-		}
-		br := tx.SendBatch(ctx, &b)
-		next := map[string]int64{}
-		for _, id := range roomIDs {
-			var last int64
-			if err := br.QueryRow().Scan(&last); err != nil {
-				br.Close()
-				return fmt.Errorf("reserve sequence of room %s: %w", id, err)
+		locked := false
+		for attempt := 0; ; attempt++ {
+			if attempt == appendAttempts {
+				return fmt.Errorf("client keys stored concurrently in other rooms %d times: %w", attempt, chat.ErrConflict)
 			}
-			next[id] = last - perRoom[id] + 1
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("reserve sequence: %w", err)
-		}
-		copyRows := make([][]any, 0, len(fresh))
-		for _, i := range fresh {
-			m := msgs[i]
-			m.Seq = next[m.RoomID]
-			next[m.RoomID]++
-			if m.Attachments == nil {
-				m.Attachments = []string{}
+			stored, err := reserveAndCopy(ctx, tx, msgs, fresh, allRooms, !locked, out)
+			if err != nil {
+				return err
 			}
-			out[i] = chat.Appended{Message: m}
-			copyRows = append(copyRows, []any{m.ID, m.RoomID, m.Seq, m.SenderID, m.ClientID, m.Body, m.Attachments, m.CreatedAt, m.ReplyTo, textArray(m.Mentions)})
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"},
-			[]string{"id", "room_id", "seq", "sender_id", "client_id", "body", "attachments", "created_at", "reply_to", "mentions"},
-			pgx.CopyFromRows(copyRows)); err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("concurrent insert of a client key: %w", chat.ErrConflict)
+			locked = true
+			if stored {
+				break
 			}
-			return fmt.Errorf("copy messages: %w", err)
+			// A client key was taken: read the originals of the keys still fresh, and go
+			// again with the others (the savepoint undid the reservation and the COPY).
+			want := make([]chat.ClientKey, len(fresh))
+			for k, i := range fresh {
+				want[k] = keys[i]
+			}
+			dups, err := originals(ctx, tx, want)
+			if err != nil {
+				return err
+			}
+			rest := fresh[:0:0]
+			for _, i := range fresh {
+				if d, ok := dups[keys[i]]; ok {
+					out[i] = d
+				} else {
+					rest = append(rest, i)
+				}
+			}
+			fresh = rest
 		}
 		for i := range msgs {
-			if j, ok := firstInBatch[keys[i]]; ok && j != i {
-				out[i] = chat.Appended{Message: out[j].Message, Duplicate: true}
+			if j := firstInBatch[keys[i]]; j != i {
+				out[i] = chat.Appended{Message: out[j].Message, Duplicate: true, Announced: out[j].Duplicate && out[j].Announced}
 			}
 		}
 		return nil
@@ -649,6 +623,193 @@ func (s *Chat) AppendMessages(ctx context.Context, msgs []chat.Message) ([]chat.
 		return nil, fmt.Errorf("append messages: %w", err)
 	}
 	return out, nil
+}
+
+// reserveAndCopy locks the rooms first when lock is set (in id order), then, under a
+// savepoint, reserves each room's sequence range for msgs[fresh] and COPYs them. It
+// reports false, having rolled back to the savepoint, when a client key was taken; out
+// is filled for the stored.
+func reserveAndCopy(ctx context.Context, tx pgx.Tx, msgs []chat.Message, fresh []int, rooms []string, lock bool,
+	out []chat.Appended) (bool, error) {
+	perRoom := map[string]int64{}
+	for _, i := range fresh {
+		perRoom[msgs[i].RoomID]++
+	}
+	ids := make([]string, 0, len(perRoom))
+	counts := make([]int64, 0, len(perRoom))
+	for id, n := range perRoom {
+		ids = append(ids, id)
+		counts = append(counts, n)
+	}
+	var b pgx.Batch
+	if lock {
+		b.Queue(`SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE`, rooms)
+	}
+	b.Queue(`SAVEPOINT parley_append`)
+	if len(fresh) > 0 {
+		// The rows are locked already: the update's own order cannot deadlock.
+		b.Queue(`UPDATE rooms SET last_seq = rooms.last_seq + v.n FROM unnest($1::text[], $2::bigint[]) AS v(id, n)
+			WHERE rooms.id = v.id RETURNING rooms.id, rooms.last_seq`, ids, counts)
+	}
+	br := tx.SendBatch(ctx, &b)
+	next := map[string]int64{}
+	err := func() error {
+		if lock {
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("lock rooms: %w", err)
+			}
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("lock rooms: %w", err)
+			}
+			if len(got) != len(rooms) {
+				return fmt.Errorf("%d of %d rooms: %w", len(rooms)-len(got), len(rooms), chat.ErrNotFound)
+			}
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("reserve sequences: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var last int64
+			if err := rows.Scan(&id, &last); err != nil {
+				return fmt.Errorf("reserve sequences: %w", err)
+			}
+			next[id] = last - perRoom[id] + 1
+		}
+		return rows.Err()
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("reserve sequences: %w", cerr)
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(fresh) == 0 {
+		return true, nil
+	}
+	copyRows := make([][]any, 0, len(fresh))
+	stored := make([]chat.Message, 0, len(fresh))
+	for _, i := range fresh {
+		m := msgs[i]
+		m.Seq = next[m.RoomID]
+		next[m.RoomID]++
+		if m.Attachments == nil {
+			m.Attachments = []string{}
+		}
+		stored = append(stored, m)
+		copyRows = append(copyRows, []any{m.ID, m.RoomID, m.Seq, m.SenderID, m.ClientID, m.Body, m.Attachments, m.CreatedAt, m.ReplyTo, textArray(m.Mentions)})
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, messageCopyCols, pgx.CopyFromRows(copyRows)); err != nil {
+		if !isUniqueViolation(err) {
+			return false, fmt.Errorf("copy messages: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT parley_append`); err != nil {
+			return false, fmt.Errorf("undo a COPY that met a duplicate: %w", err)
+		}
+		return false, nil
+	}
+	for k, i := range fresh {
+		out[i] = chat.Appended{Message: stored[k]}
+	}
+	return true, nil
+}
+
+// originals reads the stored messages among keys, with whether the relay announced them.
+func originals(ctx context.Context, tx pgx.Tx, keys []chat.ClientKey) (map[chat.ClientKey]chat.Appended, error) {
+	senders, clients := keyColumns(keys)
+	rows, err := tx.Query(ctx, `SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.attachments, m.created_at, m.reply_to,
+			m.edited_at, m.deleted_at IS NOT NULL, m.event_seq, m.mentions, m.seq <= r.announced_seq
+		FROM messages m JOIN unnest($1::text[], $2::text[]) AS k(sender_id, client_id)
+			ON m.sender_id = k.sender_id AND m.client_id = k.client_id
+		JOIN rooms r ON r.id = m.room_id`, pgx.QueryExecModeExec, senders, clients)
+	if err != nil {
+		return nil, fmt.Errorf("select duplicates: %w", err)
+	}
+	defer rows.Close()
+	out := map[chat.ClientKey]chat.Appended{}
+	for rows.Next() {
+		var m chat.Message
+		var announced bool
+		if err := rows.Scan(&m.ID, &m.RoomID, &m.Seq, &m.SenderID, &m.ClientID, &m.Body, &m.Attachments, &m.CreatedAt, &m.ReplyTo,
+			&m.EditedAt, &m.Deleted, &m.EventSeq, &m.Mentions, &announced); err != nil {
+			return nil, fmt.Errorf("scan duplicate: %w", err)
+		}
+		if m.Attachments == nil {
+			m.Attachments = []string{}
+		}
+		if len(m.Mentions) == 0 {
+			m.Mentions = nil
+		}
+		out[chat.ClientKey{SenderID: m.SenderID, ClientID: m.ClientID}] = chat.Appended{Message: m, Duplicate: true, Announced: announced}
+	}
+	return out, rows.Err()
+}
+
+// relayLock names the outbox relay's advisory lock: one relay at a time per schema (the
+// tests run many schemas in one database).
+const relayLock = `SELECT pg_try_advisory_xact_lock(hashtext('parley.outbox.' || current_schema()))`
+
+// RelayAnnouncements implements chat.Store. The transaction holds the relay's advisory
+// lock, not the rooms' rows, while publish runs: senders are never held up by the bus.
+// The marks are written in room id order, the order senders lock rooms in.
+func (s *Chat) RelayAnnouncements(ctx context.Context, limit int, publish func(context.Context, []chat.Message) error) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, relayLock).Scan(&mine); err != nil {
+			return fmt.Errorf("relay lock: %w", err)
+		}
+		if !mine {
+			return chat.ErrRelayBusy
+		}
+		// A statement after the lock: its snapshot sees the marks of the previous relay.
+		rows, err := tx.Query(ctx, `SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_id, m.body, m.attachments, m.created_at, m.reply_to,
+				m.edited_at, m.deleted_at IS NOT NULL, m.event_seq, m.mentions
+			FROM rooms r JOIN messages m ON m.room_id = r.id AND m.seq > r.announced_seq AND m.seq <= r.last_seq
+			WHERE r.last_seq > r.announced_seq
+			ORDER BY r.id, m.seq LIMIT $1`, limit)
+		if err != nil {
+			return fmt.Errorf("select unannounced: %w", err)
+		}
+		msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (chat.Message, error) { return scanMessage(row) })
+		if err != nil {
+			return fmt.Errorf("scan unannounced: %w", err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := publish(ctx, msgs); err != nil {
+			return err
+		}
+		var b pgx.Batch
+		for i, m := range msgs {
+			if i+1 == len(msgs) || msgs[i+1].RoomID != m.RoomID {
+				b.Queue(`UPDATE rooms SET announced_seq = $2 WHERE id = $1 AND announced_seq < $2`, m.RoomID, m.Seq)
+			}
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("mark announced: %w", err)
+		}
+		n = len(msgs)
+		return nil
+	})
+	if errors.Is(err, chat.ErrRelayBusy) {
+		return 0, chat.ErrRelayBusy
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // History implements chat.Store.

@@ -50,6 +50,11 @@ type KafkaConfig struct {
 	SASLPassword  string
 	// Logger receives kafka-go's errors at Warn; nil discards them.
 	Logger *slog.Logger
+	// StartLatest picks the groups that start from the end of their topic when they have
+	// no committed offset (new, or expired by the brokers' offsets.retention); nil or
+	// false: from the first offset. Subscribe pins such a group's start by committing the
+	// current end offsets, so whatever is published after it returns is consumed.
+	StartLatest func(group string) bool
 }
 
 // Defaults of KafkaConfig.
@@ -158,7 +163,78 @@ func (k *Kafka) Subscribe(ctx context.Context, group, topic string) (Subscriptio
 	if group == "" || topic == "" {
 		return nil, fmt.Errorf("%w: group and topic are required", ErrInvalidConfig)
 	}
+	if k.cfg.StartLatest != nil && k.cfg.StartLatest(group) {
+		if err := k.pinLatest(ctx, group, topic); err != nil && k.cfg.Logger != nil {
+			// The reader still starts from the end, only from when it joins.
+			k.cfg.Logger.Warn("kafka: could not pin a new group's start to the end of its topic", "group", group, "topic", topic, "err", err)
+		}
+	}
 	return &kafkaSubscription{k: k, group: group, topic: topic, r: k.newReader(group, topic, k.sessionTimeout())}, nil
+}
+
+// pinLatest commits the end offset of every partition of topic that group has no
+// committed offset for.
+func (k *Kafka) pinLatest(ctx context.Context, group, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(k.cfg.Brokers...), Transport: k.transport}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return err
+	}
+	var parts []int
+	for _, t := range meta.Topics {
+		if t.Name == topic {
+			for _, p := range t.Partitions {
+				parts = append(parts, p.ID)
+			}
+		}
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return err
+	}
+	var missing []kafka.OffsetRequest
+	switch {
+	case errors.Is(committed.Error, kafka.GroupIdNotFound): // some brokers say so of a new group
+		for _, p := range parts {
+			missing = append(missing, kafka.LastOffsetOf(p))
+		}
+	case committed.Error != nil:
+		return committed.Error
+	default:
+		for _, p := range committed.Topics[topic] {
+			if p.Error == nil && p.CommittedOffset < 0 {
+				missing = append(missing, kafka.LastOffsetOf(p.Partition))
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: missing}})
+	if err != nil {
+		return err
+	}
+	var commits []kafka.OffsetCommit
+	for _, p := range ends.Topics[topic] {
+		if p.Error != nil {
+			return p.Error
+		}
+		commits = append(commits, kafka.OffsetCommit{Partition: p.Partition, Offset: p.LastOffset})
+	}
+	// Generation -1 and no member: a commit for a group with no members yet.
+	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{topic: commits}})
+	if err != nil {
+		return err
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return p.Error
+		}
+	}
+	return nil
 }
 
 func (k *Kafka) newReader(group, topic string, session time.Duration) *kafka.Reader {
@@ -173,7 +249,7 @@ func (k *Kafka) newReader(group, topic string, session time.Duration) *kafka.Rea
 		// Zero means synchronous commits: Commit returns only once the broker has them,
 		// which is what lets the caller promise "committed after persisted".
 		CommitInterval:    0,
-		StartOffset:       kafka.FirstOffset,
+		StartOffset:       k.startOffset(group),
 		SessionTimeout:    session,
 		HeartbeatInterval: k.cfg.HeartbeatInterval,
 		RebalanceTimeout:  k.cfg.RebalanceTimeout,
@@ -182,6 +258,13 @@ func (k *Kafka) newReader(group, topic string, session time.Duration) *kafka.Rea
 		ReadBackoffMax:    500 * time.Millisecond,
 		ErrorLogger:       errorLogger(k.cfg.Logger),
 	})
+}
+
+func (k *Kafka) startOffset(group string) int64 {
+	if k.cfg.StartLatest != nil && k.cfg.StartLatest(group) {
+		return kafka.LastOffset
+	}
+	return kafka.FirstOffset
 }
 
 func (k *Kafka) sessionTimeout() time.Duration {

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,9 +43,24 @@ type Router interface {
 	Route(ctx context.Context, gatewayID string, d Delivery) error
 }
 
-// Pusher notifies users with no live connection (Web Push).
+// Pusher notifies users with no live connection (Web Push). It is called once per
+// message with every member to push, and must not wait for push services: it queues.
 type Pusher interface {
-	PushMessage(ctx context.Context, userID string, m *protocol.MessageDelivered) error
+	PushMessage(ctx context.Context, userIDs []string, m *protocol.MessageDelivered) error
+}
+
+// Pruner is what a Locator also implements when it can forget a gateway's entries for
+// some users: a routed delivery that reached no subscriber means the gateway is dead or
+// resubscribing (a live one re-asserts its connections at its next heartbeat).
+type Pruner interface {
+	Prune(ctx context.Context, gatewayID string, userIDs []string) error
+}
+
+// Marks remember, across notification processes, which events were fanned out, so that
+// an event redelivered after a rebalance or a rollout is not sent again. Entries expire.
+type Marks interface {
+	Seen(ctx context.Context, key string) (bool, error)
+	Mark(ctx context.Context, key string) error
 }
 
 // Notifier turns events into deliveries.
@@ -54,151 +69,176 @@ type Notifier struct {
 	locator Locator
 	router  Router
 	pusher  Pusher
+	marks   Marks
 	log     *slog.Logger
+	retry   Retry
 
 	running atomic.Bool
+	health  consumerHealth
 
 	// announced remembers the server ids of the messages this notifier fanned out, so a
-	// message announced again is acked to its sender only.
+	// message announced again is acked to its sender only; events remembers the ids of
+	// the events fanned out, so a redelivered one is skipped.
 	announced *idMemory
+	events    *idMemory
 
 	routed prometheus.Counter
 	pushed prometheus.Counter
 	failed *prometheus.CounterVec
+	lag    prometheus.Gauge
 }
 
+// Option changes a Notifier.
+type Option func(*Notifier)
+
+// WithMarks shares the memory of fanned-out events through m (Redis in production).
+func WithMarks(m Marks) Option { return func(n *Notifier) { n.marks = m } }
+
+// WithRetry replaces DefaultRetry.
+func WithRetry(r Retry) Option { return func(n *Notifier) { n.retry = r.withDefaults() } }
+
 // New wires a notifier; pusher may be nil (no Web Push), reg may be nil.
-func New(rooms Rooms, locator Locator, router Router, pusher Pusher, log *slog.Logger, reg prometheus.Registerer) *Notifier {
+func New(rooms Rooms, locator Locator, router Router, pusher Pusher, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Notifier {
 	if log == nil {
 		log = slog.Default()
 	}
 	n := &Notifier{
 		rooms: rooms, locator: locator, router: router, pusher: pusher, log: log,
+		retry:     DefaultRetry(),
 		announced: newIDMemory(announcedMemory),
-		routed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway per event)."}),
+		events:    newIDMemory(announcedMemory),
+		routed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway and recipient chunk per event)."}),
 		pushed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_pushes_total", Help: "Web Push notifications handed to the pusher."}),
-		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_notification_failures_total", Help: "Fan-out failures, by stage."}, []string{"stage"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_notification_failures_total",
+			Help: "Fan-out failures, by stage (locate, route, no_receiver, recipients, push, typing, presence, retry, fetch, commit, decode, ...)."}, []string{"stage"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_notification_consumer_lag", Help: "Events behind the end of the partitions, as of the last fetch (largest partition)."}),
 	}
+	for _, o := range opts {
+		o(n)
+	}
+	n.health.now = time.Now
 	if reg != nil {
-		reg.MustRegister(n.routed, n.pushed, n.failed)
+		reg.MustRegister(n.routed, n.pushed, n.failed, n.lag)
 	}
 	return n
 }
 
 // fanOut routes frame to every gateway holding one of users, once per gateway, and
-// returns the users with no live connection.
+// returns the users with no live connection. It is the at-most-once path of typing and
+// presence: one attempt, every gateway tried whatever the others do.
 func (n *Notifier) fanOut(ctx context.Context, users []string, frame protocol.ServerFrame) ([]string, error) {
-	if len(users) == 0 {
-		return nil, nil
+	var st fanState
+	err := n.deliver(ctx, &st, users, frame)
+	if err != nil && frame.Type == protocol.FrameTypingOut {
+		n.failed.WithLabelValues("typing").Inc() // Presence counts its own
 	}
-	gws, err := n.locator.Gateways(ctx, users)
-	if err != nil {
-		n.failed.WithLabelValues("locate").Inc()
-		return nil, fmt.Errorf("locate recipients: %w", err)
-	}
-	byGateway := map[string][]string{}
-	var offline []string
-	for _, u := range users {
-		if len(gws[u]) == 0 {
-			offline = append(offline, u)
-			continue
+	return st.offline, err
+}
+
+// MessageUpdated fans a changed message out to the room's members, except those who
+// blocked who changed it or its author (they see neither in real time nor in a replay).
+// Transient failures are retried (Retry); an error means some recipient was not reached.
+func (n *Notifier) MessageUpdated(ctx context.Context, m *protocol.MessageUpdated) error {
+	var st eventState
+	return n.retry.do(ctx, func() error { return n.messageUpdated(ctx, m, &st) })
+}
+
+func (n *Notifier) messageUpdated(ctx context.Context, m *protocol.MessageUpdated, st *eventState) error {
+	if !st.resolved {
+		recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.ActorID)
+		if err == nil && m.SenderID != m.ActorID {
+			var ofSender []string
+			if ofSender, err = n.rooms.Recipients(ctx, m.RoomID, m.SenderID); err == nil {
+				recipients = slices.DeleteFunc(recipients, func(u string) bool { return !slices.Contains(ofSender, u) })
+			}
 		}
-		for _, gw := range gws[u] {
-			byGateway[gw] = append(byGateway[gw], u)
+		if err != nil {
+			n.failed.WithLabelValues("recipients").Inc()
+			return fmt.Errorf("recipients of room %s: %w", m.RoomID, err)
 		}
+		st.recipients, st.resolved = recipients, true
 	}
-	gateways := make([]string, 0, len(byGateway))
-	for gw := range byGateway {
-		gateways = append(gateways, gw)
-	}
-	sort.Strings(gateways)
-	var errs []error
-	for _, gw := range gateways {
-		if err := n.router.Route(ctx, gw, Delivery{Users: byGateway[gw], Frame: frame}); err != nil {
-			n.failed.WithLabelValues("route").Inc()
-			errs = append(errs, err)
-			continue
-		}
-		n.routed.Inc()
-	}
-	return offline, errors.Join(errs...)
+	return n.deliver(ctx, &st.main, st.recipients, protocol.MessageUpdatedFrame(m))
 }
 
 // MessageDelivered acks the sender's devices and delivers the message to every recipient
-// (the sender's other devices included); recipients with no connection get a push.
+// (the sender's other devices included); recipients with no connection get a push. The
+// ack, each gateway and the pushes go independently: one failing never holds the
+// others back, and a retry redoes only what failed (Retry).
 //
 // A message this notifier has fanned out before (same server id) is only acked to its
 // sender: that is a retried client id answered with the stored original, or a replayed
 // batch, and the room saw it already. The memory is per process and bounded
-// (announcedMemory ids); a room's events all go to one consumer, so it only misses
-// when the partition moved to another process in between, and then clients deduplicate
-// on message_id as they must anyway.
-// MessageUpdated fans a changed message out to the room's members, except those who
-// blocked who changed it or its author (they see neither in real time nor in a replay).
-// At most once, like every real-time delivery: resume replays the room's events.
-func (n *Notifier) MessageUpdated(ctx context.Context, m *protocol.MessageUpdated) error {
-	recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.ActorID)
-	if err == nil && m.SenderID != m.ActorID {
-		var ofSender []string
-		if ofSender, err = n.rooms.Recipients(ctx, m.RoomID, m.SenderID); err == nil {
-			recipients = slices.DeleteFunc(recipients, func(u string) bool { return !slices.Contains(ofSender, u) })
-		}
-	}
-	if err != nil {
-		n.failed.WithLabelValues("recipients").Inc()
-		return fmt.Errorf("recipients of room %s: %w", m.RoomID, err)
-	}
-	_, err = n.fanOut(ctx, recipients, protocol.MessageUpdatedFrame(m))
-	return err
+// (announcedMemory ids), and shared through Marks when configured.
+func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDelivered) error {
+	var st eventState
+	return n.retry.do(ctx, func() error { return n.messageDelivered(ctx, m, &st) })
 }
 
-func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDelivered) error {
-	if n.announced.has(m.ServerID) {
-		_, err := n.fanOut(ctx, []string{m.SenderID}, protocol.AckFrame(m))
+func (n *Notifier) messageDelivered(ctx context.Context, m *protocol.MessageDelivered, st *eventState) error {
+	if !st.started {
+		st.started = true
+		st.repeat = n.announced.has(m.ServerID) || n.seen(ctx, serverKey(m.ServerID))
+	}
+	// The ack goes first and on its own: the sender waits for it.
+	errAck := n.deliver(ctx, &st.ack, []string{m.SenderID}, protocol.AckFrame(m))
+	if st.repeat {
+		return errAck
+	}
+	if !st.resolved {
+		recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.SenderID)
+		if err != nil {
+			n.failed.WithLabelValues("recipients").Inc()
+			return errors.Join(errAck, fmt.Errorf("recipients of room %s: %w", m.RoomID, err))
+		}
+		st.recipients, st.resolved = recipients, true
+	}
+	errMsg := n.deliver(ctx, &st.main, st.recipients, protocol.MessageFrame(m))
+	errPush := n.push(ctx, m, st)
+	if err := errors.Join(errAck, errMsg, errPush); err != nil {
 		return err
-	}
-	recipients, err := n.rooms.Recipients(ctx, m.RoomID, m.SenderID)
-	if err != nil {
-		n.failed.WithLabelValues("recipients").Inc()
-		return fmt.Errorf("recipients of room %s: %w", m.RoomID, err)
-	}
-	if _, err := n.fanOut(ctx, []string{m.SenderID}, protocol.AckFrame(m)); err != nil {
-		return err
-	}
-	offline, err := n.fanOut(ctx, recipients, protocol.MessageFrame(m))
-	if err != nil {
-		return err // not remembered: the retry fans out again
 	}
 	n.announced.add(m.ServerID)
-	if n.pusher == nil {
+	n.mark(ctx, serverKey(m.ServerID))
+	return nil
+}
+
+// push notifies the recipients found offline since the last attempt (not the sender).
+func (n *Notifier) push(ctx context.Context, m *protocol.MessageDelivered, st *eventState) error {
+	for _, u := range st.main.offline[st.pushedUpTo:] {
+		if u != m.SenderID {
+			st.toPush = append(st.toPush, u)
+		}
+	}
+	st.pushedUpTo = len(st.main.offline)
+	if n.pusher == nil || len(st.toPush) == 0 {
+		st.toPush = nil
 		return nil
 	}
-	offline = slices.DeleteFunc(offline, func(u string) bool { return u == m.SenderID })
-	if len(offline) == 0 {
-		return nil
-	}
-	targets, err := n.rooms.PushTargets(ctx, m.RoomID, offline)
+	targets, err := n.rooms.PushTargets(ctx, m.RoomID, st.toPush)
 	if err != nil {
-		// The message reached every live connection; a push is a hint, not worth a retry.
-		n.failed.WithLabelValues("push").Inc()
-		n.log.Warn("notification levels unavailable; no web push", "room", m.RoomID, "err", err)
-		targets = nil // the mentioned are still pushed below
+		n.failed.WithLabelValues("push_targets").Inc()
+		return fmt.Errorf("notification levels of room %s: %w", m.RoomID, err)
 	}
 	// A mention pushes to the member mentioned even in a room set to mentions only or
-	// muted (offline holds only recipients: never someone who blocked the sender).
-	for _, u := range offline {
+	// muted (toPush holds only recipients: never someone who blocked the sender).
+	for _, u := range st.toPush {
 		if slices.Contains(m.Mentions, u) && !slices.Contains(targets, u) {
 			targets = append(targets, u)
 		}
 	}
-	for _, u := range targets {
-		if err := n.pusher.PushMessage(ctx, u, m); err != nil {
-			n.failed.WithLabelValues("push").Inc()
-			n.log.Warn("web push failed", "user", u, "room", m.RoomID, "err", err)
-			continue
-		}
-		n.pushed.Inc()
+	st.toPush = nil
+	if len(targets) == 0 {
+		return nil
 	}
+	// The pusher queues: a full queue drops, which is counted there and not retried (a
+	// push is a hint; the message is in history).
+	if err := n.pusher.PushMessage(ctx, targets, m); err != nil {
+		n.failed.WithLabelValues("push").Inc()
+		n.log.Warn("web push not queued", "room", m.RoomID, "users", len(targets), "err", err)
+		return nil
+	}
+	n.pushed.Add(float64(len(targets)))
 	return nil
 }
 
@@ -206,8 +246,8 @@ func (n *Notifier) MessageDelivered(ctx context.Context, m *protocol.MessageDeli
 func (n *Notifier) MessageRejected(ctx context.Context, m *protocol.MessageRejected) error {
 	frame := protocol.ErrorFrame(protocol.ErrorCode(m.Reason), rejectionText(m), protocol.FrameSend, m.ClientID)
 	frame.Room = m.RoomID
-	_, err := n.fanOut(ctx, []string{m.SenderID}, frame)
-	return err
+	var st fanState
+	return n.retry.do(ctx, func() error { return n.deliver(ctx, &st, []string{m.SenderID}, frame) })
 }
 
 func rejectionText(m *protocol.MessageRejected) string {
@@ -219,15 +259,22 @@ func rejectionText(m *protocol.MessageRejected) string {
 
 // ReceiptUpdated shows a member's moved cursors to the room's members (ticks).
 func (n *Notifier) ReceiptUpdated(ctx context.Context, r *protocol.ReceiptUpdated) error {
-	recipients, err := n.rooms.Recipients(ctx, r.RoomID, r.UserID)
-	if err != nil {
-		n.failed.WithLabelValues("recipients").Inc()
-		return fmt.Errorf("recipients of room %s: %w", r.RoomID, err)
+	var st eventState
+	return n.retry.do(ctx, func() error { return n.receiptUpdated(ctx, r, &st) })
+}
+
+func (n *Notifier) receiptUpdated(ctx context.Context, r *protocol.ReceiptUpdated, st *eventState) error {
+	if !st.resolved {
+		recipients, err := n.rooms.Recipients(ctx, r.RoomID, r.UserID)
+		if err != nil {
+			n.failed.WithLabelValues("recipients").Inc()
+			return fmt.Errorf("recipients of room %s: %w", r.RoomID, err)
+		}
+		st.recipients, st.resolved = recipients, true
 	}
 	frame := protocol.ServerFrame{Type: protocol.FrameReceipt, Room: r.RoomID, User: r.UserID,
 		DeliveredSeq: r.DeliveredSeq, ReadSeq: r.ReadSeq}
-	_, err = n.fanOut(ctx, recipients, frame)
-	return err
+	return n.deliver(ctx, &st.main, st.recipients, frame)
 }
 
 // ErrNotMember is returned for typing by someone who is not a member of the room: nothing
@@ -261,12 +308,21 @@ func (n *Notifier) Typing(ctx context.Context, roomID, userID string) error {
 }
 
 // Presence shows userID going online or offline to their contacts.
+//
+// Contacts are the members of userID's direct chats and small groups (large groups
+// announce no joins and leaves), and each gateway coalesces what it receives into one
+// presence_batch per connection and interval, so a room whose members all connect at
+// once costs each of them a bounded number of frames (docs/protocol.md).
 func (n *Notifier) Presence(ctx context.Context, userID string, online bool) error {
 	contacts, err := n.rooms.Contacts(ctx, userID)
 	if err != nil {
+		n.failed.WithLabelValues("presence").Inc()
 		return fmt.Errorf("contacts of %s: %w", userID, err)
 	}
 	_, err = n.fanOut(ctx, contacts, protocol.ServerFrame{Type: protocol.FramePresence, User: userID, Online: &online})
+	if err != nil {
+		n.failed.WithLabelValues("presence").Inc()
+	}
 	return err
 }
 

@@ -86,10 +86,10 @@ type pushLog struct {
 	users []string
 }
 
-func (p *pushLog) PushMessage(_ context.Context, user string, _ *protocol.MessageDelivered) error {
+func (p *pushLog) PushMessage(_ context.Context, users []string, _ *protocol.MessageDelivered) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.users = append(p.users, user)
+	p.users = append(p.users, users...)
 	return nil
 }
 

@@ -3,9 +3,12 @@ package notification
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,8 +34,11 @@ func NewMemoryRoutes() *MemoryRoutes {
 	return &MemoryRoutes{subs: map[string]map[int]func(Delivery){}}
 }
 
-// Route hands d to the gateway's subscribers; a gateway nobody listens for drops it, as
-// real-time delivery may (history never loses a message).
+// ErrNoReceiver is returned by Route when no subscriber listens for the gateway (it is
+// dead, or resubscribing): the delivery went nowhere.
+var ErrNoReceiver = errors.New("no subscriber for the gateway")
+
+// Route hands d to the gateway's subscribers, or returns ErrNoReceiver when there are none.
 func (m *MemoryRoutes) Route(_ context.Context, gatewayID string, d Delivery) error {
 	m.mu.RLock()
 	fns := make([]func(Delivery), 0, len(m.subs[gatewayID]))
@@ -40,6 +46,9 @@ func (m *MemoryRoutes) Route(_ context.Context, gatewayID string, d Delivery) er
 		fns = append(fns, fn)
 	}
 	m.mu.RUnlock()
+	if len(fns) == 0 {
+		return fmt.Errorf("route to gateway %s: %w", gatewayID, ErrNoReceiver)
+	}
 	for _, fn := range fns {
 		fn(d)
 	}
@@ -82,14 +91,19 @@ func NewRedisRoutes(rdb redis.UniversalClient, prefix string, log *slog.Logger) 
 	return &RedisRoutes{rdb: rdb, prefix: prefix, log: log}
 }
 
-// Route publishes d on the gateway's channel.
+// Route publishes d on the gateway's channel; ErrNoReceiver when no subscriber got it.
+// Callers keep d small (RouteChunk users).
 func (r *RedisRoutes) Route(ctx context.Context, gatewayID string, d Delivery) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode delivery: %w", err)
 	}
-	if err := r.rdb.Publish(ctx, r.prefix+gatewayID, b).Err(); err != nil {
+	n, err := r.rdb.Publish(ctx, r.prefix+gatewayID, b).Result()
+	if err != nil {
 		return fmt.Errorf("route to gateway %s: %w", gatewayID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("route to gateway %s: %w", gatewayID, ErrNoReceiver)
 	}
 	return nil
 }
@@ -97,26 +111,82 @@ func (r *RedisRoutes) Route(ctx context.Context, gatewayID string, d Delivery) e
 // Subscribe listens on the gateway's channel; it returns once Redis confirmed the
 // subscription, so nothing routed afterwards is missed.
 func (r *RedisRoutes) Subscribe(ctx context.Context, gatewayID string, fn func(Delivery)) (func(), error) {
+	return r.SubscribeWatch(ctx, gatewayID, fn, nil)
+}
+
+// subscriptionProbe is how long a quiet subscription waits before pinging Redis, so a
+// silently lost connection is noticed.
+const subscriptionProbe = 5 * time.Second
+
+// SubscribeWatch is Subscribe, and also calls onState (when not nil) with false each time
+// the subscription is lost (Redis unreachable or restarted: deliveries routed meanwhile
+// reach nobody) and with true each time it is back, from the receiving goroutine.
+// It keeps reconnecting until stopped.
+func (r *RedisRoutes) SubscribeWatch(ctx context.Context, gatewayID string, fn func(Delivery), onState func(up bool)) (func(), error) {
 	ps := r.rdb.Subscribe(ctx, r.prefix+gatewayID)
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("subscribe gateway %s: %w", gatewayID, err)
 	}
+	if onState == nil {
+		onState = func(bool) {}
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for msg := range ps.Channel() {
-			var d Delivery
-			if err := json.Unmarshal([]byte(msg.Payload), &d); err != nil {
-				r.log.Error("undecodable delivery", "gateway", gatewayID, "err", err)
+		up := true
+		setUp := func(v bool) {
+			if v != up {
+				up = v
+				onState(v)
+			}
+		}
+		for rctx.Err() == nil {
+			msg, err := ps.ReceiveTimeout(rctx, subscriptionProbe)
+			if err != nil {
+				if rctx.Err() != nil {
+					return
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					// Quiet: make sure the connection is alive (a lost one reconnects on
+					// the next receive, which then fails or resubscribes).
+					if perr := ps.Ping(rctx); perr != nil && rctx.Err() == nil {
+						setUp(false)
+					}
+					continue
+				}
+				setUp(false)
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
 				continue
 			}
-			fn(d)
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					setUp(true)
+				}
+			case *redis.Message:
+				setUp(true)
+				var d Delivery
+				if err := json.Unmarshal([]byte(m.Payload), &d); err != nil {
+					r.log.Error("undecodable delivery", "gateway", gatewayID, "err", err)
+					continue
+				}
+				fn(d)
+			case *redis.Pong:
+				setUp(true)
+			}
 		}
 	}()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			cancel()
 			ps.Close()
 			<-done
 		})

@@ -2,6 +2,7 @@ package notification
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -107,10 +108,10 @@ func runRoutesContract(t *testing.T, newRoutes func(*testing.T) routes) {
 			t.Fatalf("gw2 received %+v", got)
 		}
 	})
-	t.Run("nobody listening drops, and stop unsubscribes", func(t *testing.T) {
+	t.Run("nobody listening is ErrNoReceiver, and stop unsubscribes", func(t *testing.T) {
 		r := newRoutes(t)
-		if err := r.Route(ctx, "ghost", Delivery{Users: []string{"a"}}); err != nil {
-			t.Fatalf("route to an absent gateway: %v", err)
+		if err := r.Route(ctx, "ghost", Delivery{Users: []string{"a"}}); !errors.Is(err, ErrNoReceiver) {
+			t.Fatalf("route to an absent gateway: %v, want ErrNoReceiver", err)
 		}
 		box := newInbox()
 		stop, err := r.Subscribe(ctx, "gw", box.add)
@@ -119,8 +120,8 @@ func runRoutesContract(t *testing.T, newRoutes func(*testing.T) routes) {
 		}
 		stop()
 		stop() // idempotent
-		if err := r.Route(ctx, "gw", Delivery{Users: []string{"a"}}); err != nil {
-			t.Fatal(err)
+		if err := r.Route(ctx, "gw", Delivery{Users: []string{"a"}}); !errors.Is(err, ErrNoReceiver) {
+			t.Fatalf("route after stop: %v, want ErrNoReceiver", err)
 		}
 		// Re-subscribe and send a marker: only the marker may arrive.
 		stop, err = r.Subscribe(ctx, "gw", box.add)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -172,6 +174,12 @@ end
 return 0
 `)
 
+// AliveKey (under the prefix) holds the time, in unix ms, of the first heartbeat since
+// Redis last lost its data. Heartbeats set it when missing, so a Redis restarted empty
+// shows as a missing or young key until every gateway had the time to re-assert what
+// it holds: readers treat presence as incomplete meanwhile (notification.PresenceGuard).
+const AliveKey = "alive"
+
 // Heartbeat makes held exactly the live connections of gatewayID. Each held connection is
 // extended to TTL from now, and re-added when missing (a sweep took it after a missed
 // heartbeat, or its Connect failed); every other connection recorded for gatewayID (a
@@ -219,7 +227,48 @@ func (r *Redis) Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([
 			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
 		}
 	}
+	// After the gateway's connections are back, never before: the key says presence is
+	// being rebuilt, not that it is complete.
+	if err := r.rdb.SetNX(ctx, r.prefix+AliveKey, now, 0).Err(); err != nil {
+		return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+	}
 	return sortedKeys(online), nil
+}
+
+// KEYS: exp. ARGV: gateway, now, prefix, then users. Each user's entries on gateway are
+// expired now: gone for Gateways at once, left for the sweeper to announce offline.
+var pruneScript = redis.NewScript(`
+local gw, now, prefix = ARGV[1], ARGV[2], ARGV[3]
+local head = gw .. '|'
+for i = 4, #ARGV do
+  local user = ARGV[i]
+  local ukey = prefix .. 'u:' .. user
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ukey, '(' .. now, '+inf')) do
+    if string.sub(m, 1, #head) == head then
+      redis.call('ZADD', ukey, now, m)
+      redis.call('ZADD', KEYS[1], now, user .. '|' .. m)
+    end
+  end
+end
+return 0
+`)
+
+// Prune expires userIDs' connections on gatewayID now: a routed delivery to it reached
+// no subscriber, so the gateway is dead or resubscribing (a live one re-adds what it
+// holds at its next heartbeat). Users are handled heartbeatBatch at a time.
+func (r *Redis) Prune(ctx context.Context, gatewayID string, userIDs []string) error {
+	if err := checkIDs(append([]string{gatewayID}, userIDs...)...); err != nil {
+		return err
+	}
+	now := r.nowMS()
+	for start := 0; start < len(userIDs); start += heartbeatBatch {
+		chunk := userIDs[start:min(start+heartbeatBatch, len(userIDs))]
+		args := append([]any{gatewayID, now, r.prefix}, toAny(chunk)...)
+		if err := pruneScript.Run(ctx, r.rdb, []string{r.expKey()}, args...).Err(); err != nil && err != redis.Nil {
+			return fmt.Errorf("presence prune %s: %w", gatewayID, err)
+		}
+	}
+	return nil
 }
 
 func toAny(ss []string) []any {
@@ -296,6 +345,40 @@ func (r *Redis) Gateways(ctx context.Context, userIDs []string) (map[string][]st
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("presence gateways: %w", err)
 	}
+	return gatewaysOf(userIDs, cmds), nil
+}
+
+// GatewaysAlive is Gateways read together with AliveKey, in one pipeline on one
+// connection: both answers come from the same Redis incarnation, so a Redis that
+// restarted empty between "presence is complete" and "these users are offline" cannot
+// pass for the old one (a connection does not survive a restart). aliveSince is the
+// first heartbeat since Redis last lost its data, zero when none ran yet.
+//
+// With Redis Cluster the pipeline may span nodes; each node's answer is still of one
+// incarnation of that node, not of the node holding AliveKey.
+func (r *Redis) GatewaysAlive(ctx context.Context, userIDs []string) (map[string][]string, time.Time, error) {
+	now := r.nowMS()
+	pipe := r.rdb.Pipeline()
+	alive := pipe.Get(ctx, r.prefix+AliveKey)
+	cmds := make([]*redis.StringSliceCmd, len(userIDs))
+	for i, u := range userIDs {
+		cmds[i] = pipe.ZRangeByScore(ctx, r.userKey(u), &redis.ZRangeBy{Min: fmt.Sprintf("(%d", now), Max: "+inf"})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, time.Time{}, fmt.Errorf("presence gateways: %w", err)
+	}
+	var since time.Time
+	if v, err := alive.Result(); err == nil {
+		ms, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil {
+			return nil, time.Time{}, fmt.Errorf("presence state %q: %w", v, perr)
+		}
+		since = time.UnixMilli(ms)
+	}
+	return gatewaysOf(userIDs, cmds), since, nil
+}
+
+func gatewaysOf(userIDs []string, cmds []*redis.StringSliceCmd) map[string][]string {
 	out := map[string][]string{}
 	for i, u := range userIDs {
 		seen := map[string]bool{}
@@ -308,7 +391,7 @@ func (r *Redis) Gateways(ctx context.Context, userIDs []string) (map[string][]st
 		}
 		sort.Strings(out[u])
 	}
-	return out, nil
+	return out
 }
 
 // KEYS: typing key. ARGV: now, window end, garbage ms.

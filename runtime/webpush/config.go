@@ -44,6 +44,8 @@ const (
 	DefaultUrgency        = UrgencyHigh // a chat message is what a user wants to see now
 	DefaultConcurrency    = 8
 	DefaultRequestTimeout = 10 * time.Second
+	DefaultWorkers        = 4
+	DefaultQueueSize      = 1000
 	// MaxTTL is what push services keep at most (about four weeks); longer is refused
 	// rather than silently capped by the service.
 	MaxTTL = 28 * 24 * time.Hour
@@ -72,6 +74,11 @@ type Config struct {
 	Concurrency int
 	// RequestTimeout bounds each request to a push service (0 = DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// Workers is how many messages Pool sends at once (0 = DefaultWorkers).
+	Workers int
+	// QueueSize is how many messages wait for a Pool worker before new ones are dropped
+	// (0 = DefaultQueueSize).
+	QueueSize int
 }
 
 // RegisterFlags registers the configuration on fs; with the cli package every flag also
@@ -93,6 +100,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowInsecureEndpoints, "webpush-allow-insecure-endpoints", c.AllowInsecureEndpoints, "accept http:// push endpoints (tests and local push services only)")
 	fs.IntVar(&c.Concurrency, "webpush-concurrency", c.Concurrency, "push requests in flight per notified user (0 = 8)")
 	fs.DurationVar(&c.RequestTimeout, "webpush-request-timeout", c.RequestTimeout, "timeout of one request to a push service (0 = 10s)")
+	fs.IntVar(&c.Workers, "webpush-workers", c.Workers, "messages pushed at once, off the fan-out path (0 = 4)")
+	fs.IntVar(&c.QueueSize, "webpush-queue-size", c.QueueSize, "messages waiting for a push worker before new ones are dropped (0 = 1000)")
 }
 
 // Enabled reports whether any VAPID key is configured; a role may run without Web Push.
@@ -149,6 +158,12 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 0 {
 		bad("request timeout", "%s is negative", c.RequestTimeout)
 	}
+	if c.Workers < 0 {
+		bad("workers", "%d is negative", c.Workers)
+	}
+	if c.QueueSize < 0 {
+		bad("queue size", "%d is negative", c.QueueSize)
+	}
 	return errors.Join(errs...)
 }
 
@@ -183,6 +198,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
 	}
 	return c
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	sent    prometheus.Counter
 	failed  *prometheus.CounterVec
 	expired prometheus.Counter
+	queue   prometheus.Gauge
+	dropped prometheus.Counter
 }
 
 // NewMetrics registers the Web Push metrics on reg (nil: not registered, for tests).
@@ -36,13 +38,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "parley_webpush_subscriptions_expired_total",
 			Help: "Subscriptions removed because their push service answered 404 or 410.",
 		}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_webpush_queue_depth",
+			Help: "Messages waiting for a push worker.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_webpush_dropped_total",
+			Help: "Notifications (one per user) dropped because the push queue was full.",
+		}),
 	}
 	// Every reason exists from the start so that rate() over it works before the first failure.
 	for _, r := range []string{FailRateLimited, FailServerError, FailRejected, FailUnexpected, FailTimeout, FailNetwork, FailBadSubscription, FailStore} {
 		m.failed.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.failed, m.expired)
+		reg.MustRegister(m.sent, m.failed, m.expired, m.queue, m.dropped)
 	}
 	return m
 }

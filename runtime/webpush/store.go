@@ -76,6 +76,30 @@ func (m *MemoryStore) ListByUser(ctx context.Context, userID string) ([]Subscrip
 	return subs, nil
 }
 
+// ListByUsers returns the subscriptions of each of userIDs that has any, each list
+// ordered by endpoint.
+func (m *MemoryStore) ListByUsers(ctx context.Context, userIDs []string) (map[string][]Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("webpush: list subscriptions: %w", err)
+	}
+	want := make(map[string]bool, len(userIDs))
+	for _, u := range userIDs {
+		want[u] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string][]Subscription{}
+	for _, e := range m.byEndpoint {
+		if want[e.userID] {
+			out[e.userID] = append(out[e.userID], e.sub)
+		}
+	}
+	for _, subs := range out {
+		slices.SortFunc(subs, func(a, b Subscription) int { return strings.Compare(a.Endpoint, b.Endpoint) })
+	}
+	return out, nil
+}
+
 // Delete implements Store.
 func (m *MemoryStore) Delete(ctx context.Context, endpoint string) error {
 	if err := ctx.Err(); err != nil {

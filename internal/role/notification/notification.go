@@ -20,6 +20,8 @@ import (
 	"github.com/parleychat/parley/internal/role/deps"
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/protocol"
+	"github.com/parleychat/parley/runtime/users"
 	"github.com/parleychat/parley/runtime/webpush"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,11 +33,21 @@ type Config struct {
 	Push          webpush.Config
 	PresenceTTL   time.Duration
 	SweepInterval time.Duration
+	// RebuildGrace is how long after Redis comes back empty events wait for the gateways
+	// to re-assert their connections.
+	RebuildGrace time.Duration
+	// StuckAfter is how long a consumer may make no progress with events waiting before
+	// readiness fails.
+	StuckAfter time.Duration
+	// DedupeTTL is how long fanned-out events are remembered (in Redis) so that one
+	// redelivered after a rebalance or rollout is not sent again.
+	DedupeTTL time.Duration
 }
 
 // DefaultConfig holds the defaults.
 func DefaultConfig() Config {
-	return Config{Core: core.DefaultConfig(), PresenceTTL: presence.DefaultConfig().TTL, SweepInterval: 5 * time.Second}
+	return Config{Core: core.DefaultConfigFor("notification"), PresenceTTL: presence.DefaultConfig().TTL, SweepInterval: 5 * time.Second,
+		RebuildGrace: notification.DefaultRebuildGrace, StuckAfter: notification.DefaultStuckAfter, DedupeTTL: notification.DefaultMarksTTL}
 }
 
 // RegisterFlags binds every setting.
@@ -45,6 +57,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Push.RegisterFlags(fs)
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a connection stays online without a heartbeat (same as the gateways')")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often expired connections are swept and announced offline")
+	fs.DurationVar(&c.RebuildGrace, "presence-rebuild-grace", c.RebuildGrace, "after Redis comes back empty, how long events wait for the gateways to re-assert their connections")
+	fs.DurationVar(&c.StuckAfter, "consumer-stuck-after", c.StuckAfter, "readiness fails when a consumer makes no progress this long with events waiting")
+	fs.DurationVar(&c.DedupeTTL, "dedupe-ttl", c.DedupeTTL, "how long fanned-out events are remembered, so a redelivered one is not sent again")
 }
 
 // Role returns the notification role.
@@ -74,6 +89,8 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 		_, _ = rand.Read(key)
 		cfg.Core.JWTSigningKey = hex.EncodeToString(key)
 	}
+	// New notification groups start from the end of their topics (core's from the start).
+	cfg.Bus.Kafka.StartLatest = notification.IsGroup
 	backends, err := core.OpenBackends(ctx, cfg.Core, cfg.Bus, logger)
 	if err != nil {
 		return err
@@ -83,12 +100,19 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 
 	health := deps.NewHealth()
 	pres := presence.NewRedis(rdb, "", presence.Config{TTL: cfg.PresenceTTL})
+	// Until the gateways re-asserted their connections after Redis lost its data, nobody
+	// looks online: events wait rather than be dropped as if everyone were offline.
+	located := notification.NewPresenceGuard(pres, rdb, "", cfg.RebuildGrace)
 	routes := notification.NewRedisRoutes(rdb, "", logger)
 	pusher, err := NewPusher(app, cfg.Push, health.Registry)
 	if err != nil {
 		return err
 	}
-	n := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, pres, routes, pusher, logger, health.Registry)
+	if c, ok := pusher.(interface{ Close() }); ok {
+		defer c.Close()
+	}
+	n := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, located, routes, pusher, logger, health.Registry,
+		notification.WithMarks(notification.NewRedisMarks(rdb, "", cfg.DedupeTTL)), notification.WithStuckAfter(cfg.StuckAfter))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -96,12 +120,7 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	go func() { errc <- n.Run(ctx, b) }()
 	go Sweep(ctx, pres, n, cfg.SweepInterval, logger)
 
-	health.AddReadiness("consumer", func(context.Context) error {
-		if !n.Running() {
-			return fmt.Errorf("consumer not running")
-		}
-		return nil
-	})
+	health.AddReadiness("consumer", func(context.Context) error { return n.Ready() })
 	health.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	health.AddReadiness("bus", busPing)
 	mux := http.NewServeMux()
@@ -166,7 +185,9 @@ func Sweep(ctx context.Context, s Sweeper, a Announcer, interval time.Duration, 
 }
 
 // NewPusher returns the Web Push sender over the app's subscriptions, or nil when no VAPID
-// keys are configured (members with no connection then wait for their next visit).
+// keys are configured (members with no connection then wait for their next visit). It
+// queues: a bounded pool of workers sends (--webpush-workers, --webpush-queue-size), so
+// push services never hold up fan-out. Close stops the workers.
 func NewPusher(app *core.App, cfg webpush.Config, reg prometheus.Registerer) (notification.Pusher, error) {
 	if !cfg.Enabled() {
 		return nil, nil
@@ -180,5 +201,33 @@ func NewPusher(app *core.App, cfg webpush.Config, reg prometheus.Registerer) (no
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
-	return bridge.Pusher{Sender: sender, Users: app.Users}, nil
+	return &Pusher{Pool: webpush.NewPool(sender), Users: app.Users}, nil
 }
+
+// Pusher queues the Web Push of a delivered message for the members with no live
+// connection. Notification only calls it for recipients, who never include those who
+// blocked the sender, so previews respect blocks.
+type Pusher struct {
+	Pool  *webpush.Pool
+	Users interface {
+		User(ctx context.Context, id string) (users.User, error)
+	}
+}
+
+// PushMessage implements notification.Pusher: one look-up of the sender's name, then
+// one queued job for every user (their subscriptions are loaded in one query).
+func (p *Pusher) PushMessage(ctx context.Context, userIDs []string, m *protocol.MessageDelivered) error {
+	name := ""
+	if u, err := p.Users.User(ctx, m.SenderID); err == nil {
+		name = u.DisplayName
+		if name == "" {
+			name = u.Username
+		}
+	}
+	payload := webpush.PayloadFromMessage(webpush.Message{ID: m.ServerID, Room: m.RoomID, Sender: m.SenderID,
+		SenderName: name, Body: m.Body, Seq: m.Seq}, webpush.PreviewOptions{})
+	return p.Pool.Enqueue(userIDs, payload)
+}
+
+// Close stops the push workers.
+func (p *Pusher) Close() { p.Pool.Close() }

@@ -55,6 +55,28 @@ func (s *Store) ListByUser(ctx context.Context, userID string) ([]webpush.Subscr
 	return subs, nil
 }
 
+// ListByUsers returns the subscriptions of each of userIDs that has any, in one query,
+// each list ordered by endpoint.
+func (s *Store) ListByUsers(ctx context.Context, userIDs []string) (map[string][]webpush.Subscription, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT user_id, endpoint, p256dh, auth FROM webpush_subscriptions
+		WHERE user_id = ANY($1::text[]) ORDER BY user_id, endpoint COLLATE "C"`, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("webpushpg: list subscriptions of %d users: %w", len(userIDs), err)
+	}
+	out := map[string][]webpush.Subscription{}
+	var user string
+	var sub webpush.Subscription
+	_, err = pgx.ForEachRow(rows, []any{&user, &sub.Endpoint, &sub.Keys.P256dh, &sub.Keys.Auth}, func() error {
+		out[user] = append(out[user], sub)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webpushpg: list subscriptions of %d users: %w", len(userIDs), err)
+	}
+	return out, nil
+}
+
 // Delete implements webpush.Store.
 func (s *Store) Delete(ctx context.Context, endpoint string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM webpush_subscriptions WHERE endpoint = $1`, endpoint)

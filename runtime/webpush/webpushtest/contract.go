@@ -80,6 +80,30 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) webpush.Store) {
 		}
 	})
 
+	t.Run("batch list returns each user's subscriptions in one call", func(t *testing.T) {
+		s := newStore(t)
+		batch, ok := s.(interface {
+			ListByUsers(ctx context.Context, userIDs []string) (map[string][]webpush.Subscription, error)
+		})
+		if !ok {
+			t.Fatalf("%T does not list many users at once (ListByUsers)", s)
+		}
+		a := sampleSubscription(t, "https://push.example/send/a")
+		z := sampleSubscription(t, "https://push.example/send/Z")
+		b := sampleSubscription(t, "https://push.example/send/b")
+		add(t, s, "alice", a)
+		add(t, s, "alice", z)
+		add(t, s, "bob", b)
+		add(t, s, "carol", sampleSubscription(t, "https://push.example/send/c"))
+		got, err := batch.ListByUsers(ctx, []string{"alice", "bob", "dave"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !equal(got["alice"], []webpush.Subscription{z, a}) || !equal(got["bob"], []webpush.Subscription{b}) {
+			t.Fatalf("ListByUsers = %+v, want alice's two (byte order) and bob's, not carol's", got)
+		}
+	})
+
 	t.Run("add is idempotent on endpoint and keeps the latest keys", func(t *testing.T) {
 		s := newStore(t)
 		first := sampleSubscription(t, "https://push.example/send/a")

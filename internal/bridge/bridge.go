@@ -82,6 +82,7 @@ func (c Chat) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]
 		m := r.Message
 		out[i].Delivered = &protocol.MessageDelivered{RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID,
 			ServerID: m.ID, Seq: m.Seq, Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, SentAt: in[i].SentAt, CreatedAt: m.CreatedAt}
+		out[i].Announced = r.Announced
 	}
 	return out, nil
 }
@@ -199,9 +200,13 @@ type People interface {
 type Rooms struct {
 	Chat
 	People People
+	// LargeGroup: groups with more members do not make their members contacts for
+	// presence (gateway.Config.PresenceLargeGroup); 0 means its default.
+	LargeGroup int
 }
 
-// Contacts are everyone sharing a room with userID, minus those who blocked userID.
+// Contacts are everyone sharing a direct chat, or a group of at most LargeGroup members,
+// with userID, minus those who blocked userID: whom userID's presence is announced to.
 func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
 	rooms, err := r.Service.Rooms(ctx, userID)
 	if err != nil {
@@ -210,6 +215,10 @@ func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
 	blockers, err := r.People.BlockerIDs(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("blockers of %s: %w", userID, err)
+	}
+	largeGroup := r.LargeGroup
+	if largeGroup <= 0 {
+		largeGroup = gateway.DefaultPresenceLargeGroup
 	}
 	skip := map[string]bool{userID: true}
 	for _, b := range blockers {
@@ -220,6 +229,9 @@ func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
 		members, err := r.Service.Members(ctx, userID, s.Room.ID)
 		if err != nil {
 			return nil, fmt.Errorf("members of %s: %w", s.Room.ID, err)
+		}
+		if s.Room.Kind != chat.KindDirect && len(members) > largeGroup {
+			continue // a large group announces no joins and leaves (docs/protocol.md)
 		}
 		for _, m := range members {
 			if !skip[m.UserID] {

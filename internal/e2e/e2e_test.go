@@ -368,7 +368,8 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	}
 	<-gw1.done
 	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool {
-		return f.Type == protocol.FramePresence && f.User == alice.ID && f.Online != nil && !*f.Online
+		online, named := f.Presence[alice.ID]
+		return f.Type == protocol.FramePresenceBatch && named && !online
 	})
 	for i := range 5 {
 		send(t, bobPhone, protocol.ClientFrame{Type: protocol.FrameSend, ID: fmt.Sprint("b-dm-", i), Room: dm, Body: fmt.Sprint("while you were away ", i)})

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,14 +35,28 @@ type conn struct {
 	user string
 	lim  *userLimiter
 
-	send     chan *outbound
-	replay   chan *outbound // resume frames, handed to the writer one at a time
-	resumes  chan protocol.ClientFrame
-	closeReq chan closeRequest
+	// The send queue: a slice under qmu rather than a channel, so that an idle
+	// connection holds no buffer and the writer takes everything queued at once. The
+	// writer goroutine runs only while there is something to write (frames, a ping, a
+	// close): an idle connection has its reader and nothing else.
+	qmu       sync.Mutex
+	queue     []*outbound
+	writing   bool          // a writer goroutine runs
+	pingDue   bool          // the pinger asked for a ping
+	closeWant *closeRequest // close cleanly once the queue is flushed
+	resumes   []protocol.ClientFrame
+	resuming  bool // a replay goroutine runs
+
+	// wmu is held by whoever writes to the socket: the writer goroutine, or the replay
+	// goroutine, which writes its frames itself, at the pace the client reads.
+	wmu sync.Mutex
+
 	quit     chan struct{} // closed when the connection is finished
 	quitOnce sync.Once
 	killOnce sync.Once
 	dead     atomic.Bool // set by kill: further frames are dropped silently
+
+	pres connPresence
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -51,14 +66,10 @@ func (g *Gateway) newConn(ws *websocket.Conn, userID string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
 		g: g, ws: ws, user: userID,
-		id:       g.boot + "-" + strconv.FormatUint(g.connSeq.Add(1), 36),
-		lim:      g.limiter(userID),
-		send:     make(chan *outbound, g.cfg.SendQueue),
-		replay:   make(chan *outbound),
-		resumes:  make(chan protocol.ClientFrame, pendingResumes),
-		closeReq: make(chan closeRequest, 1),
-		quit:     make(chan struct{}),
-		ctx:      ctx, cancel: cancel,
+		id:   g.boot + "-" + strconv.FormatUint(g.connSeq.Add(1), 36),
+		lim:  g.limiter(userID),
+		quit: make(chan struct{}),
+		ctx:  ctx, cancel: cancel,
 	}
 }
 
@@ -72,23 +83,12 @@ const pendingResumes = 2
 // registerTimeout bounds the presence registration of a new connection.
 const registerTimeout = 5 * time.Second
 
-// run owns the connection: it starts the writer, registers the connection in presence,
-// announces it in the background, reads until either side ends, and cleans up.
+// run owns the connection: it registers the connection in presence, announces it in the
+// background, reads until either side ends, and cleans up. Deliveries may arrive as soon
+// as the connection is in the hub: each starts a writer when none runs.
 func (c *conn) run() {
 	g := c.g
 	g.metrics.connections.Inc()
-	// The writer first: deliveries may arrive as soon as the connection is in the hub.
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-		// Whatever stopped the writer (a write error, a close request, a kill), the
-		// connection is over: hang up now, so the reader ends instead of waiting for its
-		// read deadline, and the connection leaves the hub and presence at once.
-		c.finish()
-		c.ws.Close()
-	}()
-	go c.resumeLoop()
 
 	announced := make(chan struct{})
 	online, err := c.register()
@@ -112,9 +112,8 @@ func (c *conn) run() {
 		c.readLoop()
 	}
 	c.finish()
-	<-writerDone
-	c.ws.Close()
-	<-announced // so that "offline" never overtakes this connection's "online"
+	c.ws.Close() // a write in progress fails now
+	<-announced  // so that "offline" never overtakes this connection's "online"
 
 	g.hub.remove(c)
 	g.metrics.connections.Dec()
@@ -152,20 +151,59 @@ func (c *conn) finish() {
 	})
 }
 
-// outbound is a frame encoded once, however many connections it goes to.
+// outbound is a frame encoded once, however many connections it goes to: its wire
+// form (WebSocket header and JSON payload) is built once per fan-out and written as is
+// to every connection.
 type outbound struct {
-	typ protocol.FrameType
-	id  string
-	ref protocol.FrameType
-	raw []byte
+	typ  protocol.FrameType
+	id   string
+	ref  protocol.FrameType
+	wire []byte // a complete unmasked text frame
 }
+
+// payload is the JSON of the frame, without the WebSocket header.
+func (o *outbound) payload() []byte { return o.wire[wireHeaderLen(len(o.wire)):] }
 
 func encode(f protocol.ServerFrame) (*outbound, error) {
 	raw, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
 	}
-	return &outbound{typ: f.Type, id: f.ID, ref: f.Ref, raw: raw}, nil
+	return &outbound{typ: f.Type, id: f.ID, ref: f.Ref, wire: textFrame(raw)}, nil
+}
+
+// textFrame returns payload as one final, unmasked WebSocket text frame (RFC 6455 5.2), as
+// a server sends it without compression (the upgrader never negotiates it).
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var out []byte
+	switch {
+	case n < 126:
+		out = make([]byte, 2, 2+n)
+		out[1] = byte(n)
+	case n < 1<<16:
+		out = make([]byte, 4, 4+n)
+		out[1] = 126
+		binary.BigEndian.PutUint16(out[2:], uint16(n))
+	default:
+		out = make([]byte, 10, 10+n)
+		out[1] = 127
+		binary.BigEndian.PutUint64(out[2:], uint64(n))
+	}
+	out[0] = 0x80 | websocket.TextMessage // FIN + opcode
+	return append(out, payload...)
+}
+
+// wireHeaderLen is the header length of a frame built by textFrame, from its total length.
+func wireHeaderLen(total int) int {
+	switch {
+	case total < 126+2:
+		return 2
+	case total < 1<<16+4:
+		return 4
+	default:
+		return 10
+	}
 }
 
 // enqueue encodes f for this connection alone.
@@ -187,10 +225,25 @@ func (c *conn) replayFrame(f protocol.ServerFrame) bool {
 		c.g.log.Error("unencodable frame", "err", err)
 		return true
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ended() {
+		return false
+	}
+	// Real-time frames queued meanwhile go first, in the same write.
+	if err := c.writeFrames(append(c.takeQueue(nil), o)); err != nil {
+		c.writeFailed(err)
+		return false
+	}
+	return true
+}
+
+// ended reports whether the connection is finished.
+func (c *conn) ended() bool {
 	select {
-	case c.replay <- o:
-		return true
 	case <-c.quit:
+		return true
+	default:
 		return false
 	}
 }
@@ -200,17 +253,50 @@ func (c *conn) enqueueEncoded(f *outbound) {
 	if c.dead.Load() {
 		return
 	}
-	select {
-	case <-c.quit:
-		return
-	default:
-	}
-	select {
-	case c.send <- f:
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.g.cfg.SendQueue {
+		c.qmu.Unlock()
 		c.kill(CloseSlowConsumer, string(protocol.CodeSlowConsumer))
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.startWriterLocked()
+	c.qmu.Unlock()
+}
+
+// startWriterLocked starts the writer unless it runs; qmu is held.
+func (c *conn) startWriterLocked() {
+	if !c.writing && !c.ended() {
+		c.writing = true
+		go c.writeLoop()
 	}
 }
+
+// ping asks the writer for a ping (the gateway's pinger calls it).
+func (c *conn) ping() {
+	c.qmu.Lock()
+	c.pingDue = true
+	c.startWriterLocked()
+	c.qmu.Unlock()
+}
+
+// takeQueue hands the writer everything queued, and keeps the previous batch's array
+// for the next frames (so a steady stream allocates nothing). A long idle queue array
+// is dropped, so that an idle connection keeps no buffer.
+func (c *conn) takeQueue(prev []*outbound) []*outbound {
+	clear(prev)
+	if cap(prev) > idleQueueCap {
+		prev = nil
+	}
+	c.qmu.Lock()
+	batch := c.queue
+	c.queue = prev[:0]
+	c.qmu.Unlock()
+	return batch
+}
+
+// idleQueueCap is the largest queue array kept between batches.
+const idleQueueCap = 64
 
 // kill hangs up at once with a close frame carrying the reason; it never blocks the caller.
 func (c *conn) kill(code int, reason string) {
@@ -232,84 +318,147 @@ func (c *conn) kill(code int, reason string) {
 // closeAfter sends a last frame, then closes cleanly once the queue is flushed.
 func (c *conn) closeAfter(last protocol.ServerFrame, code int, reason string) {
 	c.enqueue(last)
-	select {
-	case c.closeReq <- closeRequest{code: code, reason: reason}:
-	default:
+	c.qmu.Lock()
+	if c.closeWant == nil {
+		c.closeWant = &closeRequest{code: code, reason: reason}
 	}
+	c.startWriterLocked()
+	c.qmu.Unlock()
 }
 
-func (c *conn) write(f *outbound) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, f.raw); err != nil {
-		return err
+// maxWriteBatch bounds the frames of one write, so one write stays bounded in size and
+// in time (WriteTimeout applies to each).
+const maxWriteBatch = 128
+
+// writeFrames writes frames with as few system calls as possible: the prepared wire
+// frames go out together in one vectored write per maxWriteBatch. gorilla/websocket
+// writes one message per system call; writing the socket directly is safe because every
+// frame is complete and unmasked (a server never masks and never compresses here), and
+// the kernel write of one call is never interleaved with gorilla's control frames.
+func (c *conn) writeFrames(frames []*outbound) error {
+	if c.g.oneWritePerFrame {
+		for _, f := range frames {
+			if err := c.writeOne(f); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	c.g.metrics.framesOut.WithLabelValues(string(f.typ)).Inc()
-	if f.typ == protocol.FrameAck || (f.typ == protocol.FrameError && f.ref == protocol.FrameSend) {
-		c.g.observeAck(c.user, f.id) // a refusal also ends the wait
+	nc := c.ws.NetConn()
+	for len(frames) > 0 {
+		n := min(len(frames), maxWriteBatch)
+		bufs := make(net.Buffers, n)
+		for i, f := range frames[:n] {
+			bufs[i] = f.wire
+		}
+		_ = nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		if _, err := bufs.WriteTo(nc); err != nil {
+			return err
+		}
+		for _, f := range frames[:n] {
+			c.wrote(f)
+		}
+		frames = frames[n:]
 	}
 	return nil
 }
 
+// writeOne is the path before write coalescing (one gorilla WriteMessage per frame), kept
+// as the baseline of BenchmarkDelivery.
+func (c *conn) writeOne(f *outbound) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, f.payload()); err != nil {
+		return err
+	}
+	c.wrote(f)
+	return nil
+}
+
+// wrote accounts for a frame that left.
+func (c *conn) wrote(f *outbound) {
+	c.g.metrics.frameOut(f.typ)
+	if f.typ == protocol.FrameAck || (f.typ == protocol.FrameError && f.ref == protocol.FrameSend) {
+		c.g.observeAck(c.user, f.id) // a refusal also ends the wait
+	}
+}
+
+// writeLoop writes everything queued at once, then whatever was queued meanwhile, and
+// ends when nothing is left: under load one system call carries many frames, so the cost
+// per delivery falls as the rate rises, and an idle connection keeps no writer.
 func (c *conn) writeLoop() {
-	ping := time.NewTicker(c.g.cfg.PingInterval)
-	defer ping.Stop()
+	var batch []*outbound
 	for {
-		select {
-		case <-c.quit:
+		c.qmu.Lock()
+		if len(c.queue) == 0 && !c.pingDue && c.closeWant == nil || c.ended() {
+			c.writing = false
+			c.qmu.Unlock()
 			return
-		case f := <-c.send:
-			if err := c.write(f); err != nil {
-				c.writeFailed(err)
-				return
-			}
-		case f := <-c.replay:
-			if err := c.write(f); err != nil {
-				c.writeFailed(err)
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout)); err != nil {
-				c.writeFailed(err)
-				return
-			}
-		case req := <-c.closeReq:
-			c.flush()
-			c.g.metrics.disconnects.WithLabelValues(req.reason).Inc()
-			msg := websocket.FormatCloseMessage(req.code, req.reason)
-			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.g.cfg.WriteTimeout))
-			// Give the client a moment to answer the close before hanging up.
-			select {
-			case <-c.quit:
-			case <-time.After(2 * time.Second):
-			}
-			c.finish()
+		}
+		ping, closing := c.pingDue, c.closeWant
+		c.pingDue = false
+		c.qmu.Unlock()
+
+		c.wmu.Lock()
+		batch = c.takeQueue(batch)
+		err := c.writeFrames(batch)
+		if err == nil && ping {
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout))
+		}
+		c.wmu.Unlock()
+		if err != nil {
+			c.writeFailed(err)
+			c.qmu.Lock()
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		if closing != nil {
+			c.closeCleanly(*closing)
+			c.qmu.Lock()
+			c.writing = false
+			c.qmu.Unlock()
 			return
 		}
 	}
+}
+
+// closeCleanly flushes the queue, sends a close frame and hangs up once the client
+// answers, or after a moment.
+func (c *conn) closeCleanly(req closeRequest) {
+	c.wmu.Lock()
+	c.flush()
+	c.g.metrics.disconnects.WithLabelValues(req.reason).Inc()
+	msg := websocket.FormatCloseMessage(req.code, req.reason)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.g.cfg.WriteTimeout))
+	c.wmu.Unlock()
+	select {
+	case <-c.quit:
+	case <-time.After(2 * time.Second):
+	}
+	c.finish()
+	c.ws.Close()
 }
 
 // writeFailed ends the connection after a failed write. A write that timed out is a
 // client that stopped reading: counted as a slow consumer, like a full queue.
+//
+// Whatever stopped the writer, the connection is over: it hangs up now, so the reader ends
+// instead of waiting for its read deadline, and the connection leaves the hub and presence
+// at once.
 func (c *conn) writeFailed(err error) {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	// A killed connection was counted by kill, whose close frame may cut this write short;
+	// one that ended meanwhile fails its writes for that reason.
+	if errors.As(err, &ne) && ne.Timeout() && !c.dead.Load() && !c.ended() {
 		c.g.metrics.disconnects.WithLabelValues(string(protocol.CodeSlowConsumer)).Inc()
 	}
 	c.finish()
+	c.ws.Close()
 }
 
-// flush writes whatever is queued, without waiting for more.
+// flush writes whatever is queued, without waiting for more; wmu is held.
 func (c *conn) flush() {
-	for {
-		select {
-		case f := <-c.send:
-			if c.write(f) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
+	_ = c.writeFrames(c.takeQueue(nil))
 }
 
 func (c *conn) readLoop() {
@@ -395,11 +544,11 @@ func (c *conn) handle(f protocol.ClientFrame) {
 		}
 	case protocol.FrameResume:
 		// Replayed beside the reader, which keeps reading pings, pongs and frames.
-		select {
-		case c.resumes <- f:
-		default:
+		if !c.queueResume(f) {
 			c.enqueue(protocol.ErrorFrame(protocol.CodeRateLimited, "a resume is already running; this one was dropped", f.Type, f.ID))
 		}
+	case protocol.FrameWatch:
+		c.watch(f.Users)
 	case protocol.FramePing:
 		c.enqueue(protocol.ServerFrame{Type: protocol.FramePong, ID: f.ID})
 	}
@@ -425,15 +574,36 @@ func (c *conn) member(f protocol.ClientFrame) bool {
 	return false
 }
 
-// resumeLoop replays resume requests one after the other until the connection ends.
+// queueResume hands f to the replay goroutine, starting one when none runs: an idle
+// connection keeps no goroutine for resumes. It reports false when pendingResumes wait.
+func (c *conn) queueResume(f protocol.ClientFrame) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.resumes) >= pendingResumes {
+		return false
+	}
+	c.resumes = append(c.resumes, f)
+	if !c.resuming {
+		c.resuming = true
+		go c.resumeLoop()
+	}
+	return true
+}
+
+// resumeLoop replays resume requests one after the other, and ends when none is left.
 func (c *conn) resumeLoop() {
 	for {
-		select {
-		case <-c.quit:
+		c.qmu.Lock()
+		if len(c.resumes) == 0 || c.ctx.Err() != nil {
+			c.resuming = false
+			c.resumes = nil
+			c.qmu.Unlock()
 			return
-		case f := <-c.resumes:
-			c.resume(f)
 		}
+		f := c.resumes[0]
+		c.resumes = c.resumes[1:]
+		c.qmu.Unlock()
+		c.resume(f)
 	}
 }
 

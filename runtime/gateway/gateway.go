@@ -111,24 +111,42 @@ type Config struct {
 	ReconnectAfter time.Duration
 	// Shards is the number of hub shards (locks); a power of two is not required.
 	Shards int
+	// PresenceInterval is how often a connection may receive a presence_batch frame: the
+	// changes routed to it meanwhile are coalesced into one.
+	PresenceInterval time.Duration
+	// PresenceLargeGroup is the member count above which a group does not announce its
+	// members going online and offline: their presence reaches only the clients that
+	// watch them, when they watch (docs/protocol.md). Whoever resolves contacts for
+	// presence applies it (internal/bridge); it lives here so that every role sets it
+	// with the other gateway limits.
+	PresenceLargeGroup int
+	// ReadBufferBytes sizes each connection's read buffer. Client frames are small; a
+	// larger frame (up to MaxFrameBytes) is read through it in pieces.
+	ReadBufferBytes int
 }
+
+// DefaultPresenceLargeGroup is the default of Config.PresenceLargeGroup.
+const DefaultPresenceLargeGroup = 100
 
 // DefaultConfig holds the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxFrameBytes:     64 << 10,
-		SendQueue:         256,
-		FramesPerSecond:   20,
-		Burst:             40,
-		MessagesPerSecond: 10,
-		MessageBurst:      20,
-		PingInterval:      25 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		SocketSendBuffer:  64 << 10,
-		ResumeLimit:       500,
-		HeartbeatInterval: 15 * time.Second,
-		ReconnectAfter:    time.Second,
-		Shards:            32,
+		MaxFrameBytes:      64 << 10,
+		SendQueue:          256,
+		FramesPerSecond:    20,
+		Burst:              40,
+		MessagesPerSecond:  10,
+		MessageBurst:       20,
+		PingInterval:       25 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		SocketSendBuffer:   64 << 10,
+		ResumeLimit:        500,
+		HeartbeatInterval:  15 * time.Second,
+		ReconnectAfter:     time.Second,
+		Shards:             32,
+		PresenceInterval:   time.Second,
+		ReadBufferBytes:    1024,
+		PresenceLargeGroup: DefaultPresenceLargeGroup,
 	}
 }
 
@@ -149,6 +167,9 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.ReconnectAfter, d.ReconnectAfter)
 	orDefault(&c.Shards, d.Shards)
+	orDefault(&c.PresenceInterval, d.PresenceInterval)
+	orDefault(&c.ReadBufferBytes, d.ReadBufferBytes)
+	orDefault(&c.PresenceLargeGroup, d.PresenceLargeGroup)
 	return c
 }
 
@@ -206,6 +227,12 @@ type Gateway struct {
 
 	limitersMu sync.Mutex
 	limiters   map[string]*userLimiter
+
+	presFlush presenceFlusher
+	pinger    pinger
+	// oneWritePerFrame restores the writer before coalescing (one gorilla WriteMessage per
+	// frame): the baseline of BenchmarkDelivery, never set otherwise.
+	oneWritePerFrame bool
 }
 
 type userLimiter struct {
@@ -232,8 +259,12 @@ func New(cfg Config, auth Authenticator, pub Publisher, pres Presence, hist Hist
 		boot: newBootID(), announce: make(chan struct{}, announcers),
 	}
 	g.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// Right-sized: the read buffer is held for the connection's life (net/http's 4 KiB
+		// one is released); gorilla's write buffer is only borrowed from the pool while a
+		// control frame or a message is written, so an idle connection holds none.
+		ReadBufferSize:  cfg.ReadBufferBytes,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &writeBufferPool,
 		Subprotocols:    []string{protocol.Subprotocol},
 		CheckOrigin:     g.checkOrigin,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
@@ -355,8 +386,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := ws.NetConn().(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(g.cfg.SocketSendBuffer)
 	}
-	c := g.newConn(ws, userID)
 	g.startMu.Lock()
+	// Drain is checked before the connection takes its user's rate-limiter slot, so a
+	// refused connection never holds one.
 	if g.draining.Load() {
 		g.startMu.Unlock()
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, string(protocol.CodeShutdown))
@@ -364,9 +396,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
+	c := g.newConn(ws, userID)
 	g.wg.Add(1)
 	g.hub.add(c) // before unlocking, so Drain's snapshot cannot miss it
 	g.startMu.Unlock()
+	g.startPinger()
 	go func() {
 		defer g.wg.Done()
 		c.run()
@@ -375,16 +409,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Deliver writes frame to every local connection of each user. It never blocks: a full
 // queue disconnects that connection instead.
+//
+// Presence changes are not written as they come: each connection coalesces them into a
+// presence_batch frame (presence.go).
 func (g *Gateway) Deliver(users []string, frame protocol.ServerFrame) {
+	if frame.Type == protocol.FramePresence && frame.Online != nil {
+		g.presenceChanged(users, frame.User, *frame.Online)
+		return
+	}
 	o, err := encode(frame) // once, whatever the number of recipients
 	if err != nil {
 		g.log.Error("unencodable frame", "err", err)
 		return
 	}
 	for _, u := range users {
-		for _, c := range g.hub.conns(u) {
-			c.enqueueEncoded(o)
-		}
+		g.hub.each(u, func(c *conn) { c.enqueueEncoded(o) })
 	}
 }
 
@@ -397,19 +436,68 @@ func (g *Gateway) Draining() bool { return g.draining.Load() }
 // RunHeartbeat keeps this gateway's presence exactly what its hub holds until ctx ends:
 // once at start (which expires whatever a previous incarnation with the same id left
 // behind), then every HeartbeatInterval.
-func (g *Gateway) RunHeartbeat(ctx context.Context) {
+func (g *Gateway) RunHeartbeat(ctx context.Context) { g.RunHeartbeatOn(ctx, nil) }
+
+// heartbeatRetry bounds how soon a failed heartbeat is tried again: presence lost with
+// Redis comes back within about this long of Redis answering again.
+const (
+	heartbeatRetryMin = 250 * time.Millisecond
+	heartbeatRetryMax = 2 * time.Second
+)
+
+// RunHeartbeatOn is RunHeartbeat that also heartbeats at once each time reassert fires
+// (the routed subscription came back: Redis may have restarted empty, and nobody here
+// looks online until the hub is re-asserted). A failed heartbeat is retried within
+// heartbeatRetryMax rather than after a whole interval.
+//
+// Once the heartbeat that follows a reassert succeeded, every connection is told to
+// resync (Resync): Redis pub/sub is at most once, and what was routed here while the
+// subscription was down, or accepted by a Redis that crashed before writing it out, is
+// gone for good. After that heartbeat everything fanned out reaches this gateway again,
+// so a resume sent in answer fetches from history whatever was lost before.
+func (g *Gateway) RunHeartbeatOn(ctx context.Context, reassert <-chan struct{}) {
 	t := time.NewTicker(g.cfg.HeartbeatInterval)
 	defer t.Stop()
+	retry := heartbeatRetryMin
+	resync := false
 	for {
+		var again <-chan time.Time
 		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn("presence heartbeat failed", "err", err)
+			g.log.Warn("presence heartbeat failed", "err", err, "retry_in", retry)
+			again = time.After(retry)
+			retry = min(2*retry, heartbeatRetryMax)
+		} else {
+			retry = heartbeatRetryMin
+			if resync && ctx.Err() == nil {
+				resync = false
+				g.Resync()
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-reassert:
+			resync = true
+		case <-again:
 		}
 	}
+}
+
+// Resync tells every connection that live deliveries to it may have been lost (the
+// routed subscription was down): a resync frame, which clients answer with resume (and
+// by sending their unacknowledged messages again), without reconnecting.
+func (g *Gateway) Resync() {
+	o, err := encode(protocol.ServerFrame{Type: protocol.FrameResync})
+	if err != nil {
+		g.log.Error("unencodable frame", "err", err)
+		return
+	}
+	conns := g.hub.all()
+	for _, c := range conns {
+		c.enqueueEncoded(o)
+	}
+	g.log.Info("told connections to resync", "connections", len(conns))
 }
 
 // heartbeat re-asserts every connection in the hub (re-adding those presence lost) and
@@ -452,12 +540,12 @@ func (g *Gateway) announceOnline(ctx context.Context, userID string) {
 	}
 }
 
-// maxPresenceSnapshot bounds the presence frames a new connection gets at once.
+// maxPresenceSnapshot bounds the contacts a new connection is told about at connect.
 const maxPresenceSnapshot = 1000
 
-// sendPresenceSnapshot tells a new connection which of its contacts are online, paced by
-// its writer like a replay. Lookups share the announcers' bound, so a mass reconnect
-// queues them instead of hammering presence.
+// sendPresenceSnapshot tells a new connection which of its contacts are online, in one
+// presence_batch frame. Lookups share the announcers' bound, so a mass reconnect queues
+// them instead of hammering presence.
 func (c *conn) sendPresenceSnapshot() {
 	g := c.g
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
@@ -475,12 +563,11 @@ func (c *conn) sendPresenceSnapshot() {
 		}
 		return
 	}
-	online := true
-	for i, u := range users {
-		if i == maxPresenceSnapshot || !c.replayFrame(protocol.ServerFrame{Type: protocol.FramePresence, User: u, Online: &online}) {
-			return
-		}
+	states := make(map[string]bool, min(len(users), maxPresenceSnapshot))
+	for _, u := range users[:min(len(users), maxPresenceSnapshot)] {
+		states[u] = true
 	}
+	c.answerPresence(states)
 }
 
 func newBootID() string {

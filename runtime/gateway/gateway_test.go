@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -648,22 +649,19 @@ func TestMessageRatePerUserAcrossDevices(t *testing.T) {
 	}
 }
 
-// Presence frames carry changes only, so a new connection is told who is online already.
+// Presence frames carry changes only, so a new connection is told who is online already,
+// in one frame.
 func TestNewConnectionGetsItsContactsPresence(t *testing.T) {
 	f := newFixture(t, Config{}, nil)
 	f.pub.mu.Lock()
 	f.pub.online = map[string][]string{"alice": {"bob", "carol"}}
 	f.pub.mu.Unlock()
 	ws := f.dial(t, "tok-alice")
-	got := map[string]bool{}
-	for len(got) < 2 {
-		fr := read(t, ws)
-		if fr.Type != protocol.FramePresence || fr.Online == nil || !*fr.Online {
-			t.Fatalf("frame %+v, want presence online", fr)
-		}
-		got[fr.User] = true
+	fr := read(t, ws)
+	if fr.Type != protocol.FramePresenceBatch {
+		t.Fatalf("frame %+v, want presence_batch", fr)
 	}
-	if !got["bob"] || !got["carol"] {
-		t.Fatalf("presence snapshot = %v, want bob and carol", got)
+	if want := map[string]bool{"bob": true, "carol": true}; !reflect.DeepEqual(fr.Presence, want) {
+		t.Fatalf("presence snapshot = %v, want %v", fr.Presence, want)
 	}
 }

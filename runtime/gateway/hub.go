@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"hash/fnv"
 	"sync"
 )
 
@@ -25,9 +24,13 @@ func newHub(n int) *hub {
 }
 
 func (h *hub) shard(user string) *hubShard {
-	f := fnv.New32a()
-	_, _ = f.Write([]byte(user))
-	return &h.shards[f.Sum32()%uint32(len(h.shards))]
+	// FNV-1a inline: hash/fnv would allocate for every delivery.
+	x := uint32(2166136261)
+	for i := 0; i < len(user); i++ {
+		x ^= uint32(user[i])
+		x *= 16777619
+	}
+	return &h.shards[x%uint32(len(h.shards))]
 }
 
 func (h *hub) add(c *conn) {
@@ -62,8 +65,21 @@ func (h *hub) conns(user string) []*conn {
 	return out
 }
 
-func (h *hub) all() []*conn {
-	var out []*conn
+// each calls fn for every connection of user, under the shard's read lock: fn must not
+// block nor touch the hub (enqueueing never blocks).
+func (h *hub) each(user string, fn func(*conn)) {
+	s := h.shard(user)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for c := range s.users[user] {
+		fn(c)
+	}
+}
+
+func (h *hub) all() []*conn { return h.appendAll(nil) }
+
+// appendAll appends every connection to out.
+func (h *hub) appendAll(out []*conn) []*conn {
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()

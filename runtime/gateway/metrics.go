@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/runtime/protocol"
 )
 
 // Metrics of one gateway.
@@ -19,12 +21,29 @@ type Metrics struct {
 	disconnects *prometheus.CounterVec
 	sendToAck   prometheus.Histogram
 
+	// framesOutBy caches framesOut's counter of each server frame type: looking a label
+	// up costs more than the rest of a delivery's accounting.
+	framesOutBy map[protocol.FrameType]prometheus.Counter
+
 	pendingMu sync.Mutex
 	pending   map[string]time.Time
+	// order lists pending's keys oldest first (acked ones included until they reach the
+	// front), so that sends whose ack never came are evicted in order.
+	order []pendingSend
 }
 
-// maxPendingAcks bounds the send→ack latency bookkeeping; sends beyond it are not timed.
+type pendingSend struct {
+	key string
+	at  time.Time
+}
+
+// maxPendingAcks bounds the send→ack latency bookkeeping: past it the oldest send is
+// forgotten (its ack, if it ever comes, is not timed).
 const maxPendingAcks = 100_000
+
+// pendingAckTTL is how long a send waits for its ack in the bookkeeping; an ack that
+// never came (the client went away, the pipeline refused it silently) is evicted after it.
+const pendingAckTTL = 2 * time.Minute
 
 // NewMetrics creates the gateway's metrics and registers them with reg when not nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -39,19 +58,68 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time from a send frame to its ack leaving this gateway.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		pending: map[string]time.Time{},
 	}
+	m.framesOutBy = map[protocol.FrameType]prometheus.Counter{}
+	for _, t := range protocol.ServerFrameTypes() {
+		m.framesOutBy[t] = m.framesOut.WithLabelValues(string(t))
+	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.queueDrops, m.refused, m.disconnects, m.sendToAck)
 	}
 	return m
 }
 
+// frameOut counts a written frame.
+func (m *Metrics) frameOut(t protocol.FrameType) {
+	if c, ok := m.framesOutBy[t]; ok {
+		c.Inc()
+		return
+	}
+	m.framesOut.WithLabelValues(string(t)).Inc()
+}
+
 func (g *Gateway) trackSend(user, clientID string) {
-	m := g.metrics
+	g.metrics.trackSendAt(user+"|"+clientID, time.Now())
+}
+
+// trackSendAt records a send, first evicting what expired (or what the bound pushes out).
+func (m *Metrics) trackSendAt(key string, now time.Time) {
 	m.pendingMu.Lock()
 	defer m.pendingMu.Unlock()
-	if len(m.pending) < maxPendingAcks {
-		m.pending[user+"|"+clientID] = time.Now()
+	for len(m.order) > 0 {
+		old := m.order[0]
+		at, ok := m.pending[old.key]
+		switch {
+		case !ok || !at.Equal(old.at):
+			// acked, or re-sent with the same id (a newer entry follows): not pending here
+		case now.Sub(old.at) > pendingAckTTL || len(m.pending) >= maxPendingAcks:
+			delete(m.pending, old.key)
+		default:
+			m.order = m.compactOrder()
+			m.pending[key] = now
+			m.order = append(m.order, pendingSend{key: key, at: now})
+			return
+		}
+		m.order[0] = pendingSend{}
+		m.order = m.order[1:]
 	}
+	m.pending[key] = now
+	m.order = append(m.order, pendingSend{key: key, at: now})
+}
+
+// compactOrder moves order to a fresh array when most of its backing array is behind it,
+// so the queue's memory stays proportional to what is pending.
+func (m *Metrics) compactOrder() []pendingSend {
+	if cap(m.order) > 1024 && len(m.order) < cap(m.order)/4 {
+		return append([]pendingSend(nil), m.order...)
+	}
+	return m.order
+}
+
+// pendingAcks is the number of sends waiting for their ack in the bookkeeping.
+func (m *Metrics) pendingAcks() int {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	return len(m.pending)
 }
 
 func (g *Gateway) observeAck(user, clientID string) {

@@ -31,6 +31,9 @@ const (
 	FrameMark   FrameType = "mark"   // receipt: kind (delivered|read) up to seq in room
 	FrameResume FrameType = "resume" // rooms: room → last seq seen; missed messages follow
 	FramePing   FrameType = "ping"   // id echoed in the pong
+	// FrameWatch names the users whose presence the client shows (replacing the previous
+	// list); a presence_batch with their current presence answers it.
+	FrameWatch FrameType = "watch"
 )
 
 // Server → client frames.
@@ -39,21 +42,29 @@ const (
 	FrameMessage   FrameType = "message"   // a stored message
 	FrameReceipt   FrameType = "receipt"   // a member's cursors moved: room, user, delivered_seq, read_seq
 	FrameTypingOut FrameType = "typing"    // user is typing in room
-	FramePresence  FrameType = "presence"  // user went online/offline
+	FramePresence  FrameType = "presence"  // user went online/offline: routed to gateways, which send clients presence_batch
 	FrameError     FrameType = "error"     // code, message, ref (frame type) and id (client id) it answers
 	FrameReconnect FrameType = "reconnect" // the server is going away: reconnect after retry_after_ms
 	FramePong      FrameType = "pong"      // answers ping, echoing id
+	// FramePresenceBatch carries presence (user → online) coalesced per connection: the
+	// answer to a watch, the contacts online at connect, then the changes since the last
+	// batch, at most about once per second.
+	FramePresenceBatch FrameType = "presence_batch"
+	// FrameResync says live deliveries to this connection may have been lost (the
+	// gateway's routed subscription was down): send resume, and unacknowledged sends
+	// again, without reconnecting.
+	FrameResync FrameType = "resync"
 )
 
 // ClientFrameTypes lists the frame types a client may send, so that tests can check that
 // the JSON Schema (SchemaV1) covers them all.
 func ClientFrameTypes() []FrameType {
-	return []FrameType{FrameSend, FrameTyping, FrameMark, FrameResume, FramePing}
+	return []FrameType{FrameSend, FrameTyping, FrameMark, FrameResume, FramePing, FrameWatch}
 }
 
 // ServerFrameTypes lists the frame types the server sends.
 func ServerFrameTypes() []FrameType {
-	return []FrameType{FrameAck, FrameMessage, FrameMessageUpdated, FrameReceipt, FrameTypingOut, FramePresence, FrameError, FrameReconnect, FramePong}
+	return []FrameType{FrameAck, FrameMessage, FrameMessageUpdated, FrameReceipt, FrameTypingOut, FramePresence, FramePresenceBatch, FrameError, FrameReconnect, FramePong, FrameResync}
 }
 
 // ErrorCode is the code of an error frame or a close reason. Reason codes from core
@@ -88,6 +99,9 @@ func ErrorCodes() []ErrorCode {
 // MaxResumeRooms bounds one resume frame.
 const MaxResumeRooms = 1000
 
+// MaxWatchUsers bounds the users one watch frame names (what one screen shows).
+const MaxWatchUsers = 500
+
 // ClientFrame is any frame a client sends; which fields matter depends on Type.
 type ClientFrame struct {
 	Type        FrameType        `json:"type"`
@@ -101,6 +115,8 @@ type ClientFrame struct {
 	ReplyTo     string           `json:"reply_to,omitempty"` // send: the server id of the message answered
 	// Events (resume): room → last room event seq seen; the events after it follow.
 	Events map[string]int64 `json:"events,omitempty"`
+	// Users (watch): the users whose presence the client shows.
+	Users []string `json:"users,omitempty"`
 }
 
 // BadFrameError is a refused client frame: the code and message go back in an error frame.
@@ -191,6 +207,15 @@ func (f *ClientFrame) validate() error {
 				return frameErr(CodeInvalid, "events[%s] is negative", r)
 			}
 		}
+	case FrameWatch:
+		if len(f.Users) > MaxWatchUsers {
+			return frameErr(CodeInvalid, "watch names %d users, at most %d", len(f.Users), MaxWatchUsers)
+		}
+		for i, u := range f.Users {
+			if err := checkID(fmt.Sprintf("users[%d]", i), u); err != nil {
+				return frameErr(CodeInvalid, "%v", err)
+			}
+		}
 	case FramePing:
 		if len(f.ID) > MaxIDLength {
 			return frameErr(CodeInvalid, "id longer than %d bytes", MaxIDLength)
@@ -226,9 +251,11 @@ type ServerFrame struct {
 	DeliveredSeq int64      `json:"delivered_seq,omitempty"`
 	ReadSeq      int64      `json:"read_seq,omitempty"`
 	Online       *bool      `json:"online,omitempty"`
-	Code         ErrorCode  `json:"code,omitempty"`
-	Message      string     `json:"message,omitempty"`
-	RetryAfterMS int64      `json:"retry_after_ms,omitempty"`
+	// Presence (presence_batch): user → online, the latest state of each user named.
+	Presence     map[string]bool `json:"presence,omitempty"`
+	Code         ErrorCode       `json:"code,omitempty"`
+	Message      string          `json:"message,omitempty"`
+	RetryAfterMS int64           `json:"retry_after_ms,omitempty"`
 }
 
 // MessageFrame is how a delivered message reaches clients.

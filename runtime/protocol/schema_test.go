@@ -359,11 +359,13 @@ func serverFrameSamples() []struct {
 		{"typing", ServerFrame{Type: FrameTypingOut, Room: "r1", User: "bob"}},
 		{"presence online", ServerFrame{Type: FramePresence, User: "bob", Online: &online}},
 		{"presence offline", ServerFrame{Type: FramePresence, User: "bob", Online: &offline}},
+		{"presence_batch", ServerFrame{Type: FramePresenceBatch, Presence: map[string]bool{"bob": true, "carol": false}}},
 		{"error full", withRoom},
 		{"error bare", ErrorFrame(CodeBadFrame, "frames are JSON text messages", "", "")},
 		{"reconnect", ServerFrame{Type: FrameReconnect, Code: CodeShutdown, Message: "this gateway is shutting down", RetryAfterMS: 1000}},
 		{"pong full", ServerFrame{Type: FramePong, ID: "p1"}},
 		{"pong bare", ServerFrame{Type: FramePong}},
+		{"resync", ServerFrame{Type: FrameResync}},
 	}
 }
 
@@ -459,6 +461,7 @@ func extraClientFrameCases() []clientFrameCase {
 		}
 		rooms.WriteString(`"r` + strconv.Itoa(i) + `":0`)
 	}
+	watchUsers := `"` + strings.Repeat(`u","`, MaxWatchUsers) + `u"`
 	return []clientFrameCase{
 		{"send attachment of 128 bytes", `{"type":"send","id":"c","room":"r","attachments":["` + strings.Repeat("f", MaxIDLength) + `"]}`, ""},
 		{"send too many attachments", `{"type":"send","id":"c","room":"r","attachments":[` + attachments + `]}`, CodeInvalid},
@@ -478,6 +481,9 @@ func extraClientFrameCases() []clientFrameCase {
 		{"resume empty room id", `{"type":"resume","rooms":{"":1}}`, CodeInvalid},
 		{"resume long room id", `{"type":"resume","rooms":{"` + long + `":1}}`, CodeInvalid},
 		{"resume seq string", `{"type":"resume","rooms":{"r":"1"}}`, CodeBadFrame},
+		{"watch too many users", `{"type":"watch","users":[` + watchUsers + `]}`, CodeInvalid},
+		{"watch long user", `{"type":"watch","users":["` + long + `"]}`, CodeInvalid},
+		{"watch users string", `{"type":"watch","users":"u"}`, CodeBadFrame},
 		{"ping empty id", `{"type":"ping","id":""}`, ""},
 		{"ping long id", `{"type":"ping","id":"` + long + `"}`, CodeInvalid},
 		{"ping unknown field", `{"type":"ping","at":1}`, CodeBadFrame},
@@ -527,6 +533,7 @@ func TestSchemaClientRequiredMatchesDecoder(t *testing.T) {
 		FrameMark:   `{"type":"mark","room":"r","kind":"read","seq":3}`,
 		FrameResume: `{"type":"resume","rooms":{"r":2},"events":{"r":1}}`,
 		FramePing:   `{"type":"ping","id":"p"}`,
+		FrameWatch:  `{"type":"watch","users":["u"]}`,
 	}
 	for typ, name := range byType {
 		t.Run(name, func(t *testing.T) {

@@ -44,17 +44,20 @@ type Config struct {
 	Files    core.FilesConfig
 	Push     webpush.Config
 	Presence string
+	// Gateway holds the WebSocket limits, each a flag as in `parley gateway`.
+	Gateway wsgateway.Config
 }
 
 // DefaultConfig runs everything in memory on 127.0.0.1:8080.
 func DefaultConfig() Config {
-	c := core.DefaultConfig()
+	c := core.DefaultConfigFor("dev")
 	c.Listen, c.Store = "127.0.0.1:8080", core.StoreMemory
 	// With --store postgres, dev applies the schema itself (parley migrate's code and lock).
 	c.MigrateSchema = true
 	return Config{
 		Core: c, Bus: deps.BusConfig{Kind: deps.BusMemory, Kafka: bus.KafkaConfig{Partitions: 4}}, Presence: PresenceMemory,
-		Files: core.FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: DefaultFilesDir()}},
+		Files:   core.FilesConfig{Blob: blob.Flags{Backend: blob.BackendLocal, Dir: DefaultFilesDir()}},
+		Gateway: wsgateway.DefaultConfig(),
 	}
 }
 
@@ -75,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		f.DefValue = DefaultFilesDir()
 	}
 	fs.StringVar(&c.Presence, "presence", c.Presence, "presence and routing: memory, or redis (uses --redis-url)")
+	c.Gateway.RegisterFlags(fs)
 }
 
 // Role returns the dev role.
@@ -117,6 +121,8 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		return err
 	}
 	defer app.Close()
+	// As in `parley notification`: a new notification group starts at the end of its topic.
+	cfg.Bus.Kafka.StartLatest = notification.IsGroup
 	b, busPing, err := cfg.Bus.Open(ctx, logger)
 	if err != nil {
 		ln.Close()
@@ -168,9 +174,12 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users}, pres, rts, pusher, logger, app.Registry)
+	notifier := notification.New(bridge.Rooms{Chat: chatBridge, People: app.Users, LargeGroup: cfg.Gateway.PresenceLargeGroup},
+		pres, rts, pusher, logger, app.Registry)
 	// Messages are rate-limited where they arrive, at the rate core would apply.
-	gw, err := wsgateway.New(wsgateway.Config{ID: "dev", MessagesPerSecond: cfg.Core.MessagesPerSecond}, bridge.Tokens{Auth: app.Users.Auth()},
+	gcfg := cfg.Gateway
+	gcfg.ID, gcfg.MessagesPerSecond = "dev", cfg.Core.MessagesPerSecond
+	gw, err := wsgateway.New(gcfg, bridge.Tokens{Auth: app.Users.Auth()},
 		bridge.Publisher{Bus: b, Ephemeral: notifier}, pres, chatBridge, logger, wsgateway.NewMetrics(app.Registry))
 	if err != nil {
 		ln.Close()

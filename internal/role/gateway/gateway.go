@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/internal/bridge"
@@ -30,11 +31,10 @@ type Config struct {
 	Bus            deps.BusConfig
 	ID             string
 	AllowedOrigins string
-	MaxFrameBytes  int64
-	SendQueue      int
-	FramesPerSec   float64
-	PresenceTTL    time.Duration
-	DrainTimeout   time.Duration
+	// Gateway holds the WebSocket limits, each a flag (wsgateway.Config.RegisterFlags).
+	Gateway      wsgateway.Config
+	PresenceTTL  time.Duration
+	DrainTimeout time.Duration
 }
 
 // DefaultConfig holds the defaults.
@@ -42,8 +42,8 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	d := wsgateway.DefaultConfig()
 	return Config{
-		Core: core.DefaultConfig(), ID: host, MaxFrameBytes: d.MaxFrameBytes, SendQueue: d.SendQueue,
-		FramesPerSec: d.FramesPerSecond, PresenceTTL: presence.DefaultConfig().TTL, DrainTimeout: 25 * time.Second,
+		Core: core.DefaultConfigFor("gateway"), ID: host, Gateway: d,
+		PresenceTTL: presence.DefaultConfig().TTL, DrainTimeout: 25 * time.Second,
 	}
 }
 
@@ -55,9 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Bus.RegisterFlags(fs)
 	fs.StringVar(&c.ID, "gateway-id", c.ID, "this gateway's routing id, unique per process (the pod name)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated browser origins allowed to connect (empty: same host only)")
-	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", c.MaxFrameBytes, "largest client frame")
-	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before a slow client is dropped")
-	fs.Float64Var(&c.FramesPerSec, "frames-per-second", c.FramesPerSec, "frames per second per user, across devices")
+	c.Gateway.RegisterFlags(fs)
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a connection stays online without a heartbeat")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long SIGTERM waits for clients to move elsewhere")
 }
@@ -107,10 +105,10 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	routes := notification.NewRedisRoutes(rdb, "", logger)
 	// Typing and presence are fanned out here, by the gateway that hears them: they are
 	// at most once and never stored, so a bus hop would only add latency.
-	ephemeral := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users}, pres, routes, nil, logger, nil)
-	gcfg := wsgateway.DefaultConfig()
+	ephemeral := notification.New(bridge.Rooms{Chat: bridge.Chat{Service: app.Chat}, People: app.Users,
+		LargeGroup: cfg.Gateway.PresenceLargeGroup}, pres, routes, nil, logger, nil)
+	gcfg := cfg.Gateway
 	gcfg.ID, gcfg.AllowedOrigins = cfg.ID, splitList(cfg.AllowedOrigins)
-	gcfg.MaxFrameBytes, gcfg.SendQueue, gcfg.FramesPerSecond = cfg.MaxFrameBytes, cfg.SendQueue, cfg.FramesPerSec
 	// Messages are rate-limited where they are admitted, here, with core's setting: core
 	// never refuses a backlog for rate (docs/api.md).
 	gcfg.MessagesPerSecond = cfg.Core.MessagesPerSecond
@@ -120,12 +118,35 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
-	stop, err := routes.Subscribe(ctx, gw.ID(), func(d notification.Delivery) { gw.Deliver(d.Users, d.Frame) })
+	// While the routed subscription is down (Redis unreachable or restarted) nothing
+	// routed here arrives: not ready. When it is back, presence may have been lost with
+	// Redis: re-assert what the hub holds at once rather than at the next heartbeat.
+	var routed atomic.Bool
+	routed.Store(true)
+	reassert := make(chan struct{}, 1)
+	stop, err := routes.SubscribeWatch(ctx, gw.ID(), func(d notification.Delivery) { gw.Deliver(d.Users, d.Frame) }, func(up bool) {
+		routed.Store(up)
+		if !up {
+			logger.Warn("routed subscription lost; not ready until it is back")
+			return
+		}
+		logger.Info("routed subscription back; re-asserting presence")
+		select {
+		case reassert <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	go gw.RunHeartbeat(ctx)
+	go gw.RunHeartbeatOn(ctx, reassert)
+	health.AddReadiness("routes", func(context.Context) error {
+		if !routed.Load() {
+			return errors.New("routed subscription down: deliveries to this gateway are lost")
+		}
+		return nil
+	})
 
 	health.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	health.AddReadiness("bus", busPing)
@@ -135,9 +156,9 @@ func run(ctx context.Context, env cli.Env, cfg Config) error {
 		}
 		return nil
 	})
-	if app.Pool != nil {
-		health.AddReadiness("database", func(ctx context.Context) error { return app.Pool.Ping(ctx) })
-	}
+	// No database readiness: on a PostgreSQL blip the gateway keeps delivering, and
+	// what needs the database (resume, membership checks) answers an error frame the
+	// client retries; marking every gateway unready would drop all connections instead.
 	// The gateway serves the web client too: the Ingress sends / to it, /api/ to core.
 	client, err := web.NewHandler(web.Build())
 	if err != nil {

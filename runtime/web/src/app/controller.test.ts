@@ -141,6 +141,31 @@ describe('Controller', () => {
     ctl.logout().catch(() => {});
   });
 
+  it('watches its direct-chat peers on every connection and applies presence batches', async () => {
+    const srv = server();
+    const ctl = new Controller({ WebSocket: FakeWS, fetch: srv.fetch, base: 'http://parley.test', wsUrl: 'ws://parley.test/ws' });
+    await ctl.login('me', 'password1');
+    await vi.advanceTimersByTimeAsync(10);
+    ws().open();
+    await vi.advanceTimersByTimeAsync(500);
+    const watches = () => ws().sent.filter((f) => f.type === 'watch');
+    expect(watches()).toEqual([{ type: 'watch', users: ['bob'] }]);
+    ws().frame({ type: 'presence_batch', presence: { bob: true, carol: false } });
+    expect(ctl.s.presence).toEqual({ bob: true, carol: false });
+    // Unchanged: no second watch on this connection.
+    ctl.openRoom(ROOM);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(watches()).toHaveLength(1);
+    // A new connection watches again.
+    ws().drop();
+    await vi.advanceTimersByTimeAsync(20_000);
+    ws().open();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(watches()).toEqual([{ type: 'watch', users: ['bob'] }]);
+    ws().frame({ type: 'presence_batch', presence: { bob: false } });
+    expect(ctl.s.presence['bob']).toBe(false);
+  });
+
   it('a gap in live messages fetches the history after the contiguous seq', async () => {
     const srv = server();
     const ctl = new Controller({ WebSocket: FakeWS, fetch: srv.fetch, base: 'http://parley.test', wsUrl: 'ws://parley.test/ws' });
@@ -203,5 +228,25 @@ describe('Controller', () => {
     expect(ctl.s.timelines[ROOM]!.pending[0]).toMatchObject({ status: 'failed', error: 'timeout' });
     ctl.discard(ROOM, id);
     expect(ctl.s.timelines[ROOM]!.pending).toEqual([]);
+  });
+
+  it('a resync resumes and re-sends unacked messages on the same connection', async () => {
+    const srv = server();
+    const ctl = new Controller({ WebSocket: FakeWS, fetch: srv.fetch, base: 'http://parley.test', wsUrl: 'ws://parley.test/ws' });
+    await ctl.login('me', 'password1');
+    await vi.advanceTimersByTimeAsync(10);
+    ws().open();
+    ctl.openRoom(ROOM);
+    await vi.advanceTimersByTimeAsync(10);
+    ctl.send(ROOM, 'hello');
+    const id = ctl.s.timelines[ROOM]!.pending[0]!.clientId;
+    const sockets = FakeWS.all.length;
+    const before = ws().sent.length;
+    ws().frame({ type: 'resync' });
+    expect(FakeWS.all.length).toBe(sockets);
+    expect(ws().sent.slice(before)).toEqual([
+      { type: 'resume', rooms: { [ROOM]: 3 }, events: { [ROOM]: 0 } },
+      { type: 'send', id, room: ROOM, body: 'hello' },
+    ]);
   });
 });

@@ -12,6 +12,7 @@ import * as M from '../state/messages';
 import * as R from '../state/rooms';
 import { applyReceipt, type RoomCursors } from '../state/receipts';
 import { typingEvent, stopTyping, pruneTyping, shouldSendTyping, type Typing } from '../state/typing';
+import { applyBatch, watchList } from '../state/presence';
 
 type Message = components['schemas']['Message'];
 export type SearchHit = components['schemas']['SearchHit'];
@@ -21,6 +22,9 @@ export interface SearchPage {
   next: string;
 }
 type Room = components['schemas']['Room'];
+
+/** How long watch changes are gathered before one watch frame goes out. */
+const WATCH_DEBOUNCE_MS = 150;
 
 export interface Upload {
   key: string;
@@ -207,6 +211,9 @@ export class Controller {
   private metaInflight = new Map<string, Promise<FileMeta>>();
   private noticeSeq = 0;
   private pruneTimer: ReturnType<typeof setInterval> | undefined;
+  /** The users named by the last watch frame on this connection (joined), and a pending send. */
+  private watchSent = '';
+  private watchTimer: ReturnType<typeof setTimeout> | undefined;
   /** Whether the user is looking at the bottom of the active room (set by the UI). */
   private atBottom = true;
 
@@ -288,6 +295,9 @@ export class Controller {
   private toAnon(reason: string) {
     this.socket.stop();
     clearInterval(this.pruneTimer);
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+    this.watchSent = '';
     for (const t of this.sendTimers.values()) clearTimeout(t);
     this.sendTimers.clear();
     this.store.set({ ...initial, phase: 'anon', authMessage: reason });
@@ -384,6 +394,7 @@ export class Controller {
       const ids = (data.members ?? []).map((m) => m.user_id ?? '').filter(Boolean);
       this.store.set((s) => ({ members: { ...s.members, [roomId]: ids } }));
       for (const id of ids) this.ensureUser(id);
+      this.scheduleWatch();
     } catch (e) {
       if (e instanceof ApiError && (e.code === 'not_member' || e.code === 'room_not_found')) this.forgetRoom(roomId);
       else this.fail(e);
@@ -547,6 +558,22 @@ export class Controller {
     }
     void this.loadMembers(id);
     void this.loadReceipts(id);
+    this.scheduleWatch();
+  }
+
+  /**
+   * Tells the server, in one watch frame, whose presence this client shows, when that
+   * changed. Coalesced: opening the room list loads every direct chat's members at once.
+   */
+  private scheduleWatch() {
+    if (this.watchTimer !== undefined) return;
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined;
+      const users = watchList(this.meId, this.s.rooms, this.s.members, this.s.activeRoom);
+      const key = users.join('\n');
+      if (key === this.watchSent) return;
+      if (this.socket.send({ type: 'watch', users })) this.watchSent = key;
+    }, WATCH_DEBOUNCE_MS);
   }
 
   private setTimeline(roomId: string, f: (t: M.Timeline) => M.Timeline) {
@@ -908,6 +935,9 @@ export class Controller {
     this.pendingDelivered.clear();
     this.deliveredSent.clear();
     this.readSent.clear();
+    // A new connection watches nobody yet.
+    this.watchSent = '';
+    this.scheduleWatch();
     if (this.s.roomsLoaded) void this.loadRooms();
     this.markReadActive();
   }
@@ -996,7 +1026,24 @@ export class Controller {
         this.ensureUser(f.user);
         break;
       }
+      case 'presence_batch': {
+        this.store.set((s) => {
+          const presence = applyBatch(s.presence, f.presence);
+          return presence === s.presence ? {} : { presence };
+        });
+        break;
+      }
+      case 'resync': {
+        // Live deliveries may have been lost (the gateway's routing was down): on this same
+        // connection, fetch what was missed and re-send what was never acked (same ids).
+        const rooms = M.resumePoints(this.s.timelines);
+        const events = M.eventPoints(this.s.timelines);
+        if (Object.keys(rooms).length > 0) this.socket.send({ type: 'resume', rooms, events });
+        for (const [roomId, t] of Object.entries(this.s.timelines)) for (const m of M.unsent(t)) this.transmit(roomId, m.clientId);
+        break;
+      }
       case 'presence': {
+        // From a server before presence batching.
         this.store.set((s) => ({ presence: { ...s.presence, [f.user]: f.online } }));
         break;
       }

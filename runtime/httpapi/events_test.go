@@ -12,7 +12,7 @@ import (
 // eventLog is the test's Events: what the REST API announced.
 type eventLog struct {
 	mu       sync.Mutex
-	messages []chat.Message
+	messages []chat.Message // what the outbox relay handed out
 	receipts []chat.Receipt
 	changes  []chat.RoomEvent
 }
@@ -24,10 +24,11 @@ func (e *eventLog) MessageChanged(_ context.Context, ev chat.RoomEvent) error {
 	return nil
 }
 
-func (e *eventLog) MessageStored(_ context.Context, m chat.Message) error {
+// relayed is the outbox relay's publish.
+func (e *eventLog) relayed(_ context.Context, ms []chat.Message) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.messages = append(e.messages, m)
+	e.messages = append(e.messages, ms...)
 	return nil
 }
 
@@ -38,8 +39,8 @@ func (e *eventLog) ReceiptMoved(_ context.Context, r chat.Receipt) error {
 	return nil
 }
 
-// TestRESTWritesAreAnnounced: a stored message and a moved cursor are announced once;
-// a retried send and a receipt that moves nothing are not.
+// TestRESTWritesAreAnnounced: a stored message (through the outbox) and a moved cursor
+// are announced once; a retried send and a receipt that moves nothing are not.
 func TestRESTWritesAreAnnounced(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		events := &eventLog{}
@@ -63,6 +64,15 @@ func TestRESTWritesAreAnnounced(t *testing.T) {
 		}
 		if st, _ := h.do("POST", receipts, alice.Token+"x", map[string]any{"kind": "read", "seq": 1}, nil); st != http.StatusUnauthorized {
 			t.Fatalf("forged token = %d", st)
+		}
+		for {
+			n, err := h.env.Chat.RelayAnnouncements(context.Background(), 100, events.relayed)
+			if err != nil {
+				t.Fatalf("relay: %v", err)
+			}
+			if n == 0 {
+				break
+			}
 		}
 		events.mu.Lock()
 		defer events.mu.Unlock()

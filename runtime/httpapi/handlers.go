@@ -375,14 +375,8 @@ func (s *Server) sendMessage(r *http.Request, me string) (int, any, error) {
 	if dup {
 		return http.StatusOK, sendResponse{Message: m, Duplicate: true}, nil
 	}
-	if s.cfg.Events != nil {
-		// The message is stored: announce it even if the client hangs up now.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-		defer cancel()
-		if err := s.cfg.Events.MessageStored(ctx, m); err != nil {
-			s.cfg.Logger.Warn("announcing a REST-sent message failed", "room", m.RoomID, "err", err)
-		}
-	}
+	// No announcement here: the message was committed with its place in the outbox, and
+	// the relay announces it in its room's order (chat.Store.RelayAnnouncements).
 	return http.StatusCreated, sendResponse{Message: m}, nil
 }
 

@@ -54,11 +54,11 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 }
 
-// Events is told about messages stored and receipts moved through the REST API (the
+// Events is told about receipts moved and messages changed through the REST API (the
 // WebSocket path announces its own through the bus). Failures are logged, not returned:
-// the write itself succeeded and clients resume from history.
+// the write itself succeeded and clients resume from history. Messages stored are not
+// here: the chat store's outbox announces them, whichever path stored them.
 type Events interface {
-	MessageStored(ctx context.Context, m chat.Message) error
 	ReceiptMoved(ctx context.Context, r chat.Receipt) error
 	// MessageChanged announces a recorded room event (an edit or a deletion).
 	MessageChanged(ctx context.Context, ev chat.RoomEvent) error

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
+	"github.com/parleychat/parley/controllers/render"
 )
 
 // FieldOwner is the server-side-apply field manager of everything the operator applies.
@@ -35,8 +37,10 @@ type applier struct {
 
 // apply makes obj, owned by cc, exist as rendered. It returns whether it wrote.
 func (a applier) apply(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj client.Object) (bool, error) {
-	if err := controllerutil.SetControllerReference(cc, obj, a.scheme); err != nil {
-		return false, fmt.Errorf("owner reference on %s: %w", obj.GetName(), err)
+	if !render.Outlives(obj) {
+		if err := controllerutil.SetControllerReference(cc, obj, a.scheme); err != nil {
+			return false, fmt.Errorf("owner reference on %s: %w", obj.GetName(), err)
+		}
 	}
 	desired, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
@@ -60,6 +64,10 @@ func (a applier) apply(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj cl
 	u.SetAnnotations(annotations)
 
 	live := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		// Another operator's kind: the type alone does not say which.
+		live.GetObjectKind().SetGroupVersionKind(u.GroupVersionKind())
+	}
 	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(obj), live); {
 	case err == nil:
 		liveMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
@@ -132,6 +140,9 @@ func OwnsReplicas(d *appsv1.Deployment, manager string) bool {
 // with the same name are left alone.
 func (a applier) deleteIfOwned(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj client.Object) (bool, error) {
 	if err := a.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		if meta.IsNoMatchError(err) {
+			return false, nil // another operator's kind that is not installed: none exists
+		}
 		return false, client.IgnoreNotFound(err)
 	}
 	if !metav1IsControlledBy(obj, cc) {

@@ -61,6 +61,16 @@ import (
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+//
+// The connection autoscaler reads the gateway pods and sets their deletion cost:
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+//
+// postgres.cnpg and backup: CloudNativePG Clusters are created and updated but never
+// deleted (deleting a database is a human's call); ScheduledBackups come and go with
+// spec.backup; Backups are only read, for the status.
+// +kubebuilder:rbac:groups=postgresql.cnpg.io,resources=clusters,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=postgresql.cnpg.io,resources=scheduledbackups,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=postgresql.cnpg.io,resources=backups,verbs=get;list
 
 // ChatClusterReconciler drives ChatClusters.
 type ChatClusterReconciler struct {
@@ -78,6 +88,17 @@ type ChatClusterReconciler struct {
 	// MaxConcurrentReconciles is how many ChatClusters are reconciled at once (1 when
 	// zero). One ChatCluster is never reconciled by two workers at a time.
 	MaxConcurrentReconciles int
+	// Connections reads the gateway pods' open connections for the connection autoscaler;
+	// a MetricsScraper when nil.
+	Connections ConnectionSource
+	// ConnectionSampleInterval is how often the connection autoscaler samples;
+	// DefaultConnectionSampleInterval when zero.
+	ConnectionSampleInterval time.Duration
+
+	// cnpg watches CloudNativePG Clusters once their CRD is found.
+	cnpg cnpgWatch
+	// lastSample holds when the connection autoscaler last sampled each ChatCluster.
+	lastSample sync.Map // types.NamespacedName -> time.Time
 
 	// retired holds the key of each signing-key Secret seen deleted, until the reconcile
 	// that generates its successor keeps it as the previous key (ensureGeneratedSecrets).
@@ -108,7 +129,7 @@ func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		EventHandler: handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &chatv1alpha1.ChatCluster{}, handler.OnlyControllerOwner()),
 		r:            r,
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&chatv1alpha1.ChatCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
@@ -123,7 +144,14 @@ func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Named("chatcluster").
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	// CloudNativePG's kinds are watched only once their CRD is found (ensureCNPGWatch):
+	// a watch on a missing kind would keep the manager from starting.
+	r.cnpg.set(c, mgr.GetCache())
+	return nil
 }
 
 // secretHandler enqueues a Secret's controlling ChatCluster, like Owns, and first
@@ -153,6 +181,7 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Client.Get(ctx, req.NamespacedName, &cc); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
+			r.lastSample.Delete(req.NamespacedName)
 			r.retired.Delete(client.ObjectKey{Namespace: req.Namespace, Name: req.Name + "-signing-key"})
 			return ctrl.Result{}, nil
 		}
@@ -230,8 +259,13 @@ type migration struct {
 	// secretsMissing describes each missing Secret or key the pods need; while there is
 	// one, neither the migration Job nor the Deployments are created or changed.
 	secretsMissing []string
-	// waitingFor names the managed database the migration Job waits for, or is empty.
-	waitingFor string
+	// waitingFor names the managed database the migration Job waits for, or is empty;
+	// waitingCNPG tells it is a CloudNativePG Cluster rather than a StatefulSet.
+	waitingFor  string
+	waitingCNPG bool
+	// crdMissing describes another operator's CRD the spec needs and the cluster lacks;
+	// like a missing Secret it holds the migration and the Deployments back.
+	crdMissing string
 }
 
 // secretRecheck is how often a ChatCluster waiting for a Secret looks again: the Secrets
@@ -250,11 +284,15 @@ func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv
 	if err != nil {
 		return migration{}, 0, err
 	}
-	if len(missing) > 0 {
+	crdMissing, err := r.cnpgMissing(ctx, cc)
+	if err != nil {
+		return migration{}, 0, err
+	}
+	if len(missing) > 0 || crdMissing != "" {
 		// Pods that cannot start are not created: apply everything but the migration Job
 		// and the Deployments (and their autoscalers), which keep what they run.
-		held := migration{target: render.TargetImage(cc, r.DefaultImage), running: cc.Status.Image, secretsMissing: missing}
-		_, err := r.applyPlan(ctx, cc, a, migration{}, digests)
+		held := migration{target: render.TargetImage(cc, r.DefaultImage), running: cc.Status.Image, secretsMissing: missing, crdMissing: crdMissing}
+		_, err := r.applyPlan(ctx, cc, a, migration{crdMissing: crdMissing}, digests)
 		if requeue == 0 || requeue > secretRecheck {
 			requeue = secretRecheck
 		}
@@ -264,12 +302,30 @@ func (r *ChatClusterReconciler) reconcileChildren(ctx context.Context, cc *chatv
 	if err != nil {
 		return mig, requeue, err
 	}
+	if mig.running != "" {
+		next, err := r.scaleOnConnections(ctx, cc)
+		if err != nil {
+			return mig, requeue, err
+		}
+		requeue = sooner(requeue, next)
+	}
 	mig, err = r.applyPlan(ctx, cc, a, mig, digests)
 	return mig, requeue, err
 }
 
+// sooner is the earlier of two requeue delays, 0 meaning none.
+func sooner(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
 func (r *ChatClusterReconciler) applyPlan(ctx context.Context, cc *chatv1alpha1.ChatCluster, a applier, mig migration, digests map[string]string) (migration, error) {
 	plan := render.Desired(cc, mig.running, digests)
+	if mig.crdMissing != "" {
+		plan = withoutCNPG(plan)
+	}
 	// An upgrade rolls the workloads one at a time in plan order (core, notification,
 	// gateway): a workload still on the old image stays there until the one before it
 	// has finished rolling out.
@@ -390,7 +446,7 @@ func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.Ch
 		// `parley migrate` needs the database: with a managed one, the Job waits for its pod
 		// to be ready (the StatefulSet's status change triggers the next reconcile).
 		if waiting, err := r.databaseNotReady(ctx, cc); err != nil || waiting != "" {
-			m.pending, m.waitingFor = true, waiting
+			m.pending, m.waitingFor, m.waitingCNPG = true, waiting, cc.Spec.Postgres.CNPG != nil
 			return m, err
 		}
 		// Created once and never patched: a Job's pod template is immutable, and the Job
@@ -439,6 +495,9 @@ func (r *ChatClusterReconciler) migrate(ctx context.Context, cc *chatv1alpha1.Ch
 // databaseNotReady names the managed PostgreSQL StatefulSet while it has no ready pod,
 // and is empty when the database is external or ready.
 func (r *ChatClusterReconciler) databaseNotReady(ctx context.Context, cc *chatv1alpha1.ChatCluster) (string, error) {
+	if cc.Spec.Postgres.CNPG != nil {
+		return r.cnpgNotReady(ctx, cc)
+	}
 	if cc.Spec.Postgres.Managed == nil {
 		return "", nil
 	}
@@ -651,6 +710,8 @@ func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.Ch
 		}
 		switch role {
 		case render.RoleGateway:
+			// The connection autoscaler's part is its own (scaleOnConnections).
+			st.Connections, st.Autoscaler = cc.Status.Gateway.Connections, cc.Status.Gateway.Autoscaler
 			cc.Status.Gateway = st
 		case render.RoleCore:
 			cc.Status.Core = st
@@ -671,6 +732,9 @@ func (r *ChatClusterReconciler) observe(ctx context.Context, cc *chatv1alpha1.Ch
 		if err != nil || sts.Status.ReadyReplicas < 1 {
 			facts.depsNotReady = append(facts.depsNotReady, dep)
 		}
+	}
+	if err := r.observeCNPG(ctx, cc, &facts); err != nil {
+		return err
 	}
 	for _, c := range conditions(facts) {
 		meta.SetStatusCondition(&cc.Status.Conditions, c)
@@ -722,6 +786,8 @@ func conditions(f statusFacts) []metav1.Condition {
 		Message: "no failure", ObservedGeneration: f.generation,
 	}
 	switch {
+	case mig.crdMissing != "":
+		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, chatv1alpha1.ReasonCRDMissing, mig.crdMissing
 	case len(mig.secretsMissing) > 0:
 		degraded.Status, degraded.Reason = metav1.ConditionTrue, chatv1alpha1.ReasonSecretMissing
 		degraded.Message = strings.Join(mig.secretsMissing, "; ")
@@ -735,6 +801,8 @@ func conditions(f statusFacts) []metav1.Condition {
 		Message: "every workload runs the current spec", ObservedGeneration: f.generation,
 	}
 	switch {
+	case mig.pending && mig.waitingFor != "" && mig.waitingCNPG:
+		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonDatabaseNotReady, "waiting for the CloudNativePG Cluster "+mig.waitingFor+" to be Ready before migrating to "+mig.target
 	case mig.pending && mig.waitingFor != "":
 		progressing.Status, progressing.Reason, progressing.Message = metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "waiting for the managed PostgreSQL StatefulSet "+mig.waitingFor+" to be ready before migrating to "+mig.target
 	case mig.pending:
@@ -748,6 +816,8 @@ func conditions(f statusFacts) []metav1.Condition {
 		Message: "every workload has its desired pods available", ObservedGeneration: f.generation,
 	}
 	switch {
+	case f.image == "" && mig.crdMissing != "":
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonCRDMissing, mig.crdMissing
 	case f.image == "" && len(mig.secretsMissing) > 0:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, chatv1alpha1.ReasonSecretMissing, "waiting for Secrets: "+strings.Join(mig.secretsMissing, "; ")
 	case f.image == "":

@@ -17,6 +17,7 @@ import (
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
 	"github.com/parleychat/parley/controllers/render"
+	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/internal/testenv/kube"
 )
 
@@ -27,34 +28,9 @@ const simWait = 3 * time.Minute
 // controller runs the migration (kwok completes its pod), the Deployment controller and
 // the scheduler put the workloads' pods on a fake node, and Ready follows them, down when the pods are evicted.
 func TestSimulatedClusterReadiness(t *testing.T) {
-	need(t)
-	// A control plane of its own: controller-manager must not act on the other tests'
-	// objects, and they must not see it.
-	sim := kube.New(t, kube.Options{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, Scheme: scheme})
-	kube.Simulate(t, sim)
-	mgr, _, err := newManager(sim.Config, &writeLog{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	c := sim.Client
-
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-		Name:        "fake-1",
-		Annotations: map[string]string{kube.FakeNodeAnnotation: "fake"},
-		Labels:      map[string]string{"type": "kwok"},
-	}}
-	if err := c.Create(ctx, node); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	c := startSimulated(t, 0)
+	node := fakeNode(t, c)
 	ns := namespace(t, c)
 	cc := externalCluster(ns, "sim")
 	cc.Spec.Core.Replicas = ptr.To[int32](1)
@@ -136,6 +112,47 @@ func TestSimulatedClusterReadiness(t *testing.T) {
 	if cond := meta.FindStatusCondition(notReady.Status.Conditions, chatv1alpha1.ConditionReady); cond.Message == "" {
 		t.Error("Ready=False without a message naming the workloads")
 	}
+}
+
+// startSimulated starts a control plane of the test's own with a simulated cluster on
+// it and the operator running with maxConcurrent workers (the reconciler's default when
+// 0): controller-manager must not act on the other tests' objects, and they must not see
+// it.
+func startSimulated(t testing.TB, maxConcurrent int) client.Client {
+	t.Helper()
+	if startErr != nil {
+		testenv.Unavailable(t, "envtest control plane", startErr)
+	}
+	sim := kube.New(t, kube.Options{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, Scheme: scheme})
+	kube.Simulate(t, sim)
+	mgr, _, err := newManager(sim.Config, &writeLog{}, maxConcurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return sim.Client
+}
+
+// fakeNode creates the node kwok runs pods on.
+func fakeNode(t testing.TB, c client.Client) *corev1.Node {
+	t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:        "fake-1",
+		Annotations: map[string]string{kube.FakeNodeAnnotation: "fake"},
+		Labels:      map[string]string{"type": "kwok"},
+	}}
+	if err := c.Create(context.Background(), node); err != nil {
+		t.Fatal(err)
+	}
+	return node
 }
 
 func waitSim(t *testing.T, c client.Client, ns, name string, status metav1.ConditionStatus, reason string) *chatv1alpha1.ChatCluster {

@@ -82,7 +82,7 @@ func TestMain(m *testing.M) {
 }
 
 func startManager(ctx context.Context, done chan<- error) error {
-	mgr, r, err := newManager(env.Config, writes)
+	mgr, r, err := newManager(env.Config, writes, 0)
 	if err != nil {
 		return err
 	}
@@ -92,8 +92,8 @@ func startManager(ctx context.Context, done chan<- error) error {
 }
 
 // newManager builds the operator's manager as the role does, with a client that logs
-// every write into log.
-func newManager(cfg *rest.Config, log *writeLog) (ctrl.Manager, *controllers.ChatClusterReconciler, error) {
+// every write into log and maxConcurrent reconcile workers (0: the reconciler's default).
+func newManager(cfg *rest.Config, log *writeLog, maxConcurrent int) (ctrl.Manager, *controllers.ChatClusterReconciler, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -117,6 +117,8 @@ func newManager(cfg *rest.Config, log *writeLog) (ctrl.Manager, *controllers.Cha
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("parley-operator"),
 		DefaultImage: operatorImage,
+
+		MaxConcurrentReconciles: maxConcurrent,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 // +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,description="True when a human is needed (failed migration, refused child)"
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.status.gateway.ready`,description="ready/desired gateway pods"
+// +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.gateway.connections`,priority=1,description="open WebSocket connections (connection autoscaler)"
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 40",message="metadata.name must be at most 40 characters: child object names append suffixes to it"
@@ -42,6 +43,7 @@ type ChatClusterList struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.version) && has(self.image))",message="set either version or image, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.core.autoscaling) || !has(self.core.autoscaling.targetConnectionsPerPod)",message="core.autoscaling.targetConnectionsPerPod is only valid for the gateway"
 // +kubebuilder:validation:XValidation:rule="!has(self.notification.autoscaling) || !has(self.notification.autoscaling.targetConnectionsPerPod)",message="notification.autoscaling.targetConnectionsPerPod is only valid for the gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || has(self.postgres.cnpg)",message="backup needs postgres.cnpg: CloudNativePG takes the backups"
 // +kubebuilder:validation:XValidation:rule="!has(self.files.volume) || self.files.volume.accessMode == 'ReadWriteMany' || (!has(self.core.autoscaling) && self.core.replicas <= 1)",message="files.volume with accessMode ReadWriteOnce or ReadWriteOncePod serves only one core pod: use accessMode ReadWriteMany or files.s3, or run core with replicas 1 and no autoscaling"
 type ChatClusterSpec struct {
 	// Version of Parley to run, for example "0.1.0" or "v0.1.0". The image is the operator's
@@ -92,7 +94,7 @@ type ChatClusterSpec struct {
 	// +kubebuilder:default={}
 	Notification NotificationSpec `json:"notification,omitempty"`
 
-	// Postgres is the database: exactly one of external or managed.
+	// Postgres is the database: exactly one of external, managed or cnpg.
 	Postgres PostgresSpec `json:"postgres"`
 
 	// Redis holds presence and the per-gateway channels: exactly one of external or managed.
@@ -126,6 +128,12 @@ type ChatClusterSpec struct {
 	// +optional
 	PodTemplate PodTemplateSpec `json:"podTemplate,omitempty"`
 
+	// Backup schedules base backups of the database and archives its WAL (postgres.cnpg
+	// only): a CloudNativePG ScheduledBackup NAME-postgres and the Cluster's backup
+	// section.
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+
 	// Paused stops reconciliation: nothing is created, changed or deleted until it is
 	// false again. Status still reports the Paused condition.
 	// +optional
@@ -136,10 +144,10 @@ type ChatClusterSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.autoscaling.targetCPUUtilization) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))",message="autoscaling.targetCPUUtilization needs resources.requests.cpu: the utilisation is a percentage of the requested CPU"
-// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.autoscaling) || (has(self.replicas) ? self.replicas : 2) == (has(oldSelf.replicas) ? oldSelf.replicas : 2)",message="replicas cannot change while autoscaling is set: the HorizontalPodAutoscaler sets the pod count (kubectl scale included); change autoscaling.minReplicas and maxReplicas, or remove autoscaling"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.autoscaling) || (has(self.replicas) ? self.replicas : 2) == (has(oldSelf.replicas) ? oldSelf.replicas : 2)",message="replicas cannot change while autoscaling is set: the autoscaler (the HorizontalPodAutoscaler, or the operator's connection autoscaler for targetConnectionsPerPod) sets the pod count (kubectl scale included); change autoscaling.minReplicas and maxReplicas, or remove autoscaling"
 type WorkloadSpec struct {
 	// Replicas of the workload when autoscaling is not set (with autoscaling set it cannot
-	// change: the HorizontalPodAutoscaler owns the count). The gateway's replicas are
+	// change: the autoscaler owns the count). The gateway's replicas are
 	// also the ChatCluster's scale subresource (kubectl scale chat/NAME --replicas=N).
 	// +optional
 	// +kubebuilder:default=2
@@ -153,7 +161,9 @@ type WorkloadSpec struct {
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// Autoscaling creates a HorizontalPodAutoscaler; replicas is then ignored.
+	// Autoscaling scales the workload between minReplicas and maxReplicas: on CPU with a
+	// HorizontalPodAutoscaler, on open connections (gateway) with the operator's built-in
+	// connection autoscaler; replicas is then ignored.
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
@@ -194,13 +204,59 @@ type AutoscalingSpec struct {
 	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
 
 	// TargetConnectionsPerPod (gateway only) is the average number of open WebSocket
-	// connections per gateway pod the autoscaler aims at. The gateway exports the gauge
-	// parley_gateway_connections on /metrics; a custom-metrics adapter (for example
-	// prometheus-adapter) must serve it as the pods metric parley_gateway_connections.
+	// connections per gateway pod to keep. The operator's built-in connection autoscaler
+	// reads each gateway pod's gauge parley_gateway_connections from its /metrics over the
+	// pod network (no custom-metrics adapter) and sets the replicas itself; with
+	// targetCPUUtilization too, the HorizontalPodAutoscaler scales on CPU and the
+	// connection autoscaler sets its minReplicas (the larger of the two counts wins).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	TargetConnectionsPerPod *int32 `json:"targetConnectionsPerPod,omitempty"`
+
+	// ScaleUpWindowSeconds (connection autoscaler) is how long a higher count must be
+	// asked for before the gateway grows: the lowest recommendation of the window is
+	// used, so a spike shorter than the window adds no pods.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	ScaleUpWindowSeconds *int32 `json:"scaleUpWindowSeconds,omitempty"`
+
+	// ScaleDownWindowSeconds (connection autoscaler) is how long a lower count must be
+	// asked for before the gateway shrinks: the highest recommendation of the window is
+	// used, so a dip shorter than the window removes no pods (each removal makes its
+	// clients reconnect).
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	ScaleDownWindowSeconds *int32 `json:"scaleDownWindowSeconds,omitempty"`
+
+	// ScaleUpPods (connection autoscaler) bounds one step up: at most
+	// max(scaleUpPods, current replicas) pods are added per decision, so the count at
+	// most doubles.
+	// +optional
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	ScaleUpPods *int32 `json:"scaleUpPods,omitempty"`
+
+	// ScaleDownPods (connection autoscaler) bounds one step down: at most
+	// max(scaleDownPods, 10% of current replicas) pods are removed per decision.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	ScaleDownPods *int32 `json:"scaleDownPods,omitempty"`
+
+	// OperatorSelector (connection autoscaler) selects the operator's pods, as a
+	// NetworkPolicy peer: the NetworkPolicy NAME-gateway admits them to the gateway's port
+	// 8080, where the operator reads /metrics. Default: the pods labelled
+	// app.kubernetes.io/name=parley-operator of the namespace parley-system.
+	// +optional
+	// +kubebuilder:default={namespaceSelector: {matchLabels: {"kubernetes.io/metadata.name": "parley-system"}}, podSelector: {matchLabels: {"app.kubernetes.io/name": "parley-operator"}}}
+	OperatorSelector *PeerSelector `json:"operatorSelector,omitempty"`
 }
 
 // NotificationSpec is the notification workload.
@@ -226,15 +282,110 @@ type WebPushSpec struct {
 
 // PostgresSpec chooses the database.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.external) != has(self.managed)",message="set exactly one of postgres.external or postgres.managed"
+// +kubebuilder:validation:XValidation:rule="(has(self.external) ? 1 : 0) + (has(self.managed) ? 1 : 0) + (has(self.cnpg) ? 1 : 0) == 1",message="set exactly one of postgres.external, postgres.managed or postgres.cnpg"
 type PostgresSpec struct {
-	// External is a PostgreSQL you run (for example a CloudNativePG cluster).
+	// External is a PostgreSQL you run.
 	// +optional
 	External *ExternalPostgres `json:"external,omitempty"`
 	// Managed runs a single-instance PostgreSQL StatefulSet. For evaluation only: no
 	// replication, no backups.
 	// +optional
 	Managed *ManagedDependency `json:"managed,omitempty"`
+	// CNPG has the CloudNativePG operator (installed separately) run the database: the
+	// operator creates a postgresql.cnpg.io/v1 Cluster NAME-postgres and Parley connects
+	// to its NAME-postgres-rw Service with the credentials CloudNativePG generates
+	// (Secret NAME-postgres-app, key uri). For production.
+	// +optional
+	CNPG *CNPGPostgres `json:"cnpg,omitempty"`
+}
+
+// CNPGPostgres is the shape of the CloudNativePG Cluster.
+type CNPGPostgres struct {
+	// Instances of PostgreSQL: one primary and instances-1 streaming replicas, which
+	// CloudNativePG promotes on failure.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	Instances int32 `json:"instances,omitempty"`
+	// ImageName is the PostgreSQL image; CloudNativePG's default when empty.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	ImageName string `json:"imageName,omitempty"`
+	// Storage of each instance's data volume. CloudNativePG grows the claims when size
+	// grows (if the storage class allows expansion).
+	// +optional
+	// +kubebuilder:default={}
+	Storage CNPGStorage `json:"storage,omitempty"`
+	// Resources of each PostgreSQL instance.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// Recovery bootstraps a new database from a backup in an object store (CloudNativePG
+	// bootstrap.recovery) instead of an empty one. Only read when the Cluster is created.
+	// +optional
+	Recovery *CNPGRecovery `json:"recovery,omitempty"`
+}
+
+// CNPGStorage is the data volume of each CloudNativePG instance.
+type CNPGStorage struct {
+	// Size of the volume.
+	// +optional
+	// +kubebuilder:default="10Gi"
+	Size resource.Quantity `json:"size,omitempty"`
+	// StorageClassName of the volumes; the cluster's default class when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// CNPGRecovery names the backup a new database is restored from.
+type CNPGRecovery struct {
+	// ObjectStore holds the backups (the spec.backup.objectStore of the ChatCluster that
+	// made them).
+	ObjectStore ObjectStore `json:"objectStore"`
+	// ServerName is the name of the CloudNativePG Cluster that made the backups: the old
+	// ChatCluster's NAME-postgres.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ServerName string `json:"serverName"`
+	// TargetTime restores up to this time (RFC 3339, point-in-time recovery); the end of
+	// the archived WAL when empty.
+	// +optional
+	// +kubebuilder:validation:Format=date-time
+	TargetTime string `json:"targetTime,omitempty"`
+}
+
+// BackupSpec has CloudNativePG back the database up to an object store.
+type BackupSpec struct {
+	// Schedule of the base backups, a cron expression with seconds (six fields, as
+	// CloudNativePG's ScheduledBackup reads it), for example "0 0 2 * * *" (02:00 daily).
+	// The WAL is archived continuously in between, so any moment can be restored.
+	// +kubebuilder:validation:Pattern=`^\S+( \S+){5}$`
+	Schedule string `json:"schedule"`
+	// RetentionPolicy is how long backups are kept: a number and d (days), w (weeks) or
+	// m (months).
+	// +optional
+	// +kubebuilder:default="30d"
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]*[dwm]$`
+	RetentionPolicy string `json:"retentionPolicy,omitempty"`
+	// ObjectStore is where the base backups and the WAL archive go.
+	ObjectStore ObjectStore `json:"objectStore"`
+}
+
+// ObjectStore is an S3-compatible bucket path for CloudNativePG's Barman backups.
+type ObjectStore struct {
+	// DestinationPath, for example s3://backups/parley.
+	// +kubebuilder:validation:Pattern=`^s3://.+`
+	DestinationPath string `json:"destinationPath"`
+	// EndpointURL of an S3-compatible service other than AWS, for example
+	// https://minio.example.com.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://`
+	EndpointURL string `json:"endpointURL,omitempty"`
+	// CredentialsSecret names a Secret with the keys accessKey and secretKey (like
+	// files.s3), read by CloudNativePG.
+	// +kubebuilder:validation:MinLength=1
+	CredentialsSecret string `json:"credentialsSecret"`
 }
 
 // ExternalPostgres is a database the ChatCluster connects to.
@@ -554,6 +705,46 @@ type ChatClusterStatus struct {
 	// Endpoint is the URL clients connect to.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
+	// Postgres reports the CloudNativePG Cluster (postgres.cnpg only).
+	// +optional
+	Postgres *PostgresStatus `json:"postgres,omitempty"`
+	// Backup reports the last successful backup (spec.backup only).
+	// +optional
+	Backup *BackupStatus `json:"backup,omitempty"`
+}
+
+// PostgresStatus is what the CloudNativePG Cluster reports.
+type PostgresStatus struct {
+	// Cluster is the CloudNativePG Cluster's name.
+	Cluster string `json:"cluster"`
+	// Ready is the Cluster's Ready condition: True, False or Unknown.
+	Ready metav1.ConditionStatus `json:"ready"`
+	// Phase is the Cluster's status.phase, for example "Cluster in healthy state".
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// ReadyInstances out of the Cluster's instances.
+	// +optional
+	ReadyInstances int32 `json:"readyInstances,omitempty"`
+	// CurrentPrimary is the pod of the primary instance.
+	// +optional
+	CurrentPrimary string `json:"currentPrimary,omitempty"`
+}
+
+// BackupStatus reports the backups CloudNativePG took.
+type BackupStatus struct {
+	// LastSuccessfulBackup is when the newest successful backup completed.
+	// +optional
+	LastSuccessfulBackup *metav1.Time `json:"lastSuccessfulBackup,omitempty"`
+	// LastSuccessfulBackupName is that Backup object's name.
+	// +optional
+	LastSuccessfulBackupName string `json:"lastSuccessfulBackupName,omitempty"`
+	// FirstRecoverabilityPoint is the earliest time the database can be restored to.
+	// +optional
+	FirstRecoverabilityPoint *metav1.Time `json:"firstRecoverabilityPoint,omitempty"`
+	// LastFailedBackup is when the newest failed backup was started, if it is newer than
+	// the last successful one.
+	// +optional
+	LastFailedBackup *metav1.Time `json:"lastFailedBackup,omitempty"`
 }
 
 // WorkloadStatus counts the pods of one workload.
@@ -574,6 +765,52 @@ type WorkloadStatus struct {
 	// Selector is the workload's label selector (for the scale subresource).
 	// +optional
 	Selector string `json:"selector,omitempty"`
+	// Connections is the sum of the open WebSocket connections the gateway's pods
+	// reported at the connection autoscaler's last sample (gateway with
+	// targetConnectionsPerPod only).
+	// +optional
+	Connections *int64 `json:"connections,omitempty"`
+	// Autoscaler is the connection autoscaler's state (gateway with
+	// targetConnectionsPerPod only).
+	// +optional
+	Autoscaler *ConnectionAutoscalerStatus `json:"autoscaler,omitempty"`
+}
+
+// ConnectionAutoscalerStatus is the built-in connection autoscaler's state. It is kept in
+// the status so that a restarted or newly elected operator keeps the stabilization
+// window.
+type ConnectionAutoscalerStatus struct {
+	// CurrentReplicas of the gateway Deployment at the last sample.
+	CurrentReplicas int32 `json:"currentReplicas"`
+	// DesiredReplicas the autoscaler set: the Deployment's replicas, or with
+	// targetCPUUtilization the HorizontalPodAutoscaler's minReplicas.
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// MeasuredPods answered at the last sample.
+	// +optional
+	MeasuredPods int32 `json:"measuredPods,omitempty"`
+	// LastSampleTime is when the pods were last read.
+	// +optional
+	LastSampleTime *metav1.Time `json:"lastSampleTime,omitempty"`
+	// LastScaleTime is when desiredReplicas last changed.
+	// +optional
+	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// LastScaleReason says why it changed.
+	// +optional
+	LastScaleReason string `json:"lastScaleReason,omitempty"`
+	// Recommendations within the longer stabilization window, oldest first: each holds
+	// from its time until the next one's.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
+}
+
+// Recommendation is one raw replica count the connection autoscaler computed.
+type Recommendation struct {
+	// Time it was first computed.
+	Time metav1.Time `json:"time"`
+	// Replicas recommended.
+	Replicas int32 `json:"replicas"`
 }
 
 // Condition types.
@@ -605,4 +842,10 @@ const (
 	// ReasonSecretMissing: a Secret the spec names, or one of its keys, does not exist;
 	// the pods that read it and the migration Job are held back until it does.
 	ReasonSecretMissing = "SecretMissing"
+	// ReasonCRDMissing: the spec asks for another operator's kind (postgres.cnpg) whose
+	// CRD is not installed; nothing of that kind is created until it is.
+	ReasonCRDMissing = "CRDMissing"
+	// ReasonDatabaseNotReady: the CloudNativePG Cluster is not Ready; the migration and
+	// the rollout wait for it.
+	ReasonDatabaseNotReady = "DatabaseNotReady"
 )

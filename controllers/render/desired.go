@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
@@ -31,6 +32,12 @@ func Desired(cc *chatv1alpha1.ChatCluster, image string, secrets map[string]stri
 	checksum := Checksum(settings)
 	p.Apply = append(p.Apply, settings, GatewayPolicy(cc), InternalPolicy(cc))
 	p.add(DependenciesPolicy(cc), &networkingv1.NetworkPolicy{ObjectMeta: meta(cc, DependenciesPolicyName(cc))})
+	p.add(GatewayMetricsPolicy(cc), &networkingv1.NetworkPolicy{ObjectMeta: meta(cc, GatewayMetricsPolicyName(cc))})
+	if cluster := CNPGCluster(cc); cluster != nil {
+		// Not in Absent when postgres.cnpg goes: deleting a database is a human's call.
+		p.Apply = append(p.Apply, cluster)
+		p.add(CNPGScheduledBackup(cc), cnpgObject(CNPGScheduledBackupKind, cc.Namespace, CNPGClusterName(cc)))
+	}
 
 	for _, dep := range []string{DepPostgres, DepRedis, DepKafka} {
 		p.add(DependencyService(cc, dep), &corev1.Service{ObjectMeta: meta(cc, DependencyName(cc, dep))})
@@ -74,6 +81,8 @@ func isNil(obj client.Object) bool {
 	case *appsv1.StatefulSet:
 		return o == nil
 	case *autoscalingv2.HorizontalPodAutoscaler:
+		return o == nil
+	case *unstructured.Unstructured:
 		return o == nil
 	default:
 		return obj == nil

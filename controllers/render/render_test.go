@@ -62,7 +62,7 @@ func goldenName(obj client.Object) string {
 }
 
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"minimal", "production", "autoscaling"} {
+	for _, name := range []string{"minimal", "production", "autoscaling", "cnpg"} {
 		t.Run(name, func(t *testing.T) {
 			cc := loadCluster(t, name)
 			dir := filepath.Join("testdata", "golden", name)
@@ -312,11 +312,11 @@ func TestReferencedSecrets(t *testing.T) {
 	}
 	want := []string{
 		"pg-app/uri migrate,core,notification,gateway",
-		"redis/url migrate,core,notification,gateway",
-		"kafka-user/username migrate,core,notification,gateway",
-		"kafka-user/password migrate,core,notification,gateway",
-		"s3/accessKey migrate,core",
-		"s3/secretKey migrate,core",
+		"redis/url core,notification,gateway",
+		"kafka-user/username core,notification,gateway",
+		"kafka-user/password core,notification,gateway",
+		"s3/accessKey core",
+		"s3/secretKey core",
 		"vapid/publicKey core,notification",
 		"vapid/privateKey notification",
 	}

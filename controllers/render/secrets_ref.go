@@ -22,6 +22,11 @@ func ReferencedSecrets(cc *chatv1alpha1.ChatCluster) []SecretKeyUse {
 	if cc.Spec.Postgres.Managed != nil {
 		generated[PostgresCredentialsName(cc)] = true
 	}
+	if cc.Spec.Postgres.CNPG != nil {
+		// CloudNativePG creates it while bootstrapping; the migration waits for the
+		// Cluster to be Ready instead.
+		generated[CNPGAppSecretName(cc)] = true
+	}
 	var out []SecretKeyUse
 	index := map[[2]string]int{}
 	for _, role := range append([]string{RoleMigrate}, Workloads...) {

@@ -74,10 +74,14 @@ func Deployment(cc *chatv1alpha1.ChatCluster, role, image, checksum string, secr
 			Template: pod,
 		},
 	}
-	// With an autoscaler the HPA owns replicas; leaving the field out of the apply keeps
-	// the operator from fighting it.
-	if w.Autoscaling == nil {
+	// With a HorizontalPodAutoscaler the HPA owns replicas; leaving the field out of the
+	// apply keeps the operator from fighting it. The connection autoscaler alone sets
+	// them itself (its decision is in the status).
+	switch {
+	case w.Autoscaling == nil:
 		d.Spec.Replicas = ptr.To(ptr.Deref(w.Replicas, 2))
+	case role == RoleGateway && ConnectionScaled(cc) && w.Autoscaling.TargetCPUUtilization == nil:
+		d.Spec.Replicas = ptr.To(ConnectionFloor(cc))
 	}
 	return d
 }
@@ -199,11 +203,21 @@ func parleyEnv(cc *chatv1alpha1.ChatCluster, role string, w chatv1alpha1.Workloa
 		level = "info"
 	}
 	env := []corev1.EnvVar{{Name: "PARLEY_LOG_LEVEL", Value: level}}
+	if role == RoleMigrate {
+		// parley migrate reads the database URL alone: no log level, and no credential
+		// of Redis, Kafka or S3 in a pod that does not use it.
+		env = nil
+	}
 	switch {
 	case s.Postgres.External != nil:
 		env = append(env, secretEnv("PARLEY_POSTGRES_URL", s.Postgres.External.URLSecret.Name, s.Postgres.External.URLSecret.Key))
 	case s.Postgres.Managed != nil:
 		env = append(env, secretEnv("PARLEY_POSTGRES_URL", PostgresCredentialsName(cc), PostgresURLKey))
+	case s.Postgres.CNPG != nil:
+		env = append(env, secretEnv("PARLEY_POSTGRES_URL", CNPGAppSecretName(cc), CNPGAppSecretURIKey))
+	}
+	if role == RoleMigrate {
+		return env
 	}
 	if s.Redis.External != nil {
 		env = append(env, secretEnv("PARLEY_REDIS_URL", s.Redis.External.URLSecret.Name, s.Redis.External.URLSecret.Key))
@@ -213,7 +227,7 @@ func parleyEnv(cc *chatv1alpha1.ChatCluster, role string, w chatv1alpha1.Workloa
 			secretEnv("PARLEY_KAFKA_SASL_USERNAME", k.SASL.CredentialsSecret, "username"),
 			secretEnv("PARLEY_KAFKA_SASL_PASSWORD", k.SASL.CredentialsSecret, "password"))
 	}
-	if s3 := s.Files.S3; s3 != nil && (role == RoleCore || role == RoleMigrate) {
+	if s3 := s.Files.S3; s3 != nil && role == RoleCore {
 		env = append(env,
 			secretEnv("PARLEY_FILES_S3_ACCESS_KEY", s3.CredentialsSecret, "accessKey"),
 			secretEnv("PARLEY_FILES_S3_SECRET_KEY", s3.CredentialsSecret, "secretKey"))
@@ -334,33 +348,26 @@ func PodDisruptionBudget(cc *chatv1alpha1.ChatCluster, role string) *policyv1.Po
 	}
 }
 
-// HorizontalPodAutoscaler of one workload, or nil when the workload has no autoscaling.
+// HorizontalPodAutoscaler of one workload, or nil when the workload has no CPU
+// autoscaling. Connections are not an HPA metric (that would need a custom-metrics
+// adapter): the operator's connection autoscaler scales on them. With both, the HPA
+// scales on CPU and its minReplicas is the connection autoscaler's count, so the two
+// never fight: the gateway runs the larger of the two counts.
 func HorizontalPodAutoscaler(cc *chatv1alpha1.ChatCluster, role string) *autoscalingv2.HorizontalPodAutoscaler {
 	a := WorkloadSpec(cc, role).Autoscaling
-	if a == nil {
+	if a == nil || a.TargetCPUUtilization == nil {
 		return nil
 	}
-	var metrics []autoscalingv2.MetricSpec
-	if a.TargetCPUUtilization != nil {
-		metrics = append(metrics, autoscalingv2.MetricSpec{
-			Type: autoscalingv2.ResourceMetricSourceType,
-			Resource: &autoscalingv2.ResourceMetricSource{
-				Name:   corev1.ResourceCPU,
-				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: a.TargetCPUUtilization},
-			},
-		})
-	}
-	if a.TargetConnectionsPerPod != nil {
-		metrics = append(metrics, autoscalingv2.MetricSpec{
-			Type: autoscalingv2.PodsMetricSourceType,
-			Pods: &autoscalingv2.PodsMetricSource{
-				Metric: autoscalingv2.MetricIdentifier{Name: GatewayConnectionsMetric},
-				Target: autoscalingv2.MetricTarget{
-					Type:         autoscalingv2.AverageValueMetricType,
-					AverageValue: resource.NewQuantity(int64(*a.TargetConnectionsPerPod), resource.DecimalSI),
-				},
-			},
-		})
+	metrics := []autoscalingv2.MetricSpec{{
+		Type: autoscalingv2.ResourceMetricSourceType,
+		Resource: &autoscalingv2.ResourceMetricSource{
+			Name:   corev1.ResourceCPU,
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: a.TargetCPUUtilization},
+		},
+	}}
+	minReplicas := a.MinReplicas
+	if role == RoleGateway && ConnectionScaled(cc) {
+		minReplicas = ConnectionFloor(cc)
 	}
 	selector := WorkloadLabels(cc, role)
 	return &autoscalingv2.HorizontalPodAutoscaler{
@@ -368,7 +375,7 @@ func HorizontalPodAutoscaler(cc *chatv1alpha1.ChatCluster, role string) *autosca
 		ObjectMeta: metav1.ObjectMeta{Name: WorkloadName(cc, role), Namespace: cc.Namespace, Labels: objectLabels(selector)},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: WorkloadName(cc, role)},
-			MinReplicas:    ptr.To(a.MinReplicas),
+			MinReplicas:    ptr.To(minReplicas),
 			MaxReplicas:    a.MaxReplicas,
 			Metrics:        metrics,
 		},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,7 +39,10 @@ type Options struct {
 	LogLevel       string
 	// MaxConcurrentReconciles is how many ChatClusters are reconciled at once.
 	MaxConcurrentReconciles int
-	RestConfig              *rest.Config // nil: in-cluster or $KUBECONFIG
+	// ConnectionSampleInterval is how often the connection autoscaler reads each
+	// connection-scaled gateway's pods.
+	ConnectionSampleInterval time.Duration
+	RestConfig               *rest.Config // nil: in-cluster or $KUBECONFIG
 }
 
 // DefaultMaxConcurrentReconciles suits hundreds of ChatClusters: a reconcile mostly waits
@@ -71,6 +75,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", DefaultMaxConcurrentReconciles, "ChatClusters reconciled at once, 1 to 1000 (each one by a single worker at a time)")
+	fs.DurationVar(&o.ConnectionSampleInterval, "connection-sample-interval", controllers.DefaultConnectionSampleInterval, "how often the connection autoscaler reads the open connections of each gateway pod (targetConnectionsPerPod), 1s to 10m")
 }
 
 // ErrInvalidOption is a flag value the operator cannot run with.
@@ -85,6 +90,9 @@ func (o Options) validate() error {
 	}
 	if o.MaxConcurrentReconciles < 0 || o.MaxConcurrentReconciles > 1000 {
 		return fmt.Errorf("%w: --max-concurrent-reconciles %d: want 1 to 1000", ErrInvalidOption, o.MaxConcurrentReconciles)
+	}
+	if o.ConnectionSampleInterval != 0 && (o.ConnectionSampleInterval < time.Second || o.ConnectionSampleInterval > 10*time.Minute) {
+		return fmt.Errorf("%w: --connection-sample-interval %s: want 1s to 10m", ErrInvalidOption, o.ConnectionSampleInterval)
 	}
 	return nil
 }
@@ -159,7 +167,8 @@ func Run(ctx context.Context, env cli.Env, o Options) error {
 		Recorder:     mgr.GetEventRecorder("parley-operator"),
 		DefaultImage: o.DefaultImage,
 
-		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		MaxConcurrentReconciles:  o.MaxConcurrentReconciles,
+		ConnectionSampleInterval: o.ConnectionSampleInterval,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)

@@ -23,6 +23,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -193,9 +194,14 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 		cc := &chatv1alpha1.ChatCluster{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat"},
 			Spec: chatv1alpha1.ChatClusterSpec{
-				Gateway: chatv1alpha1.WorkloadSpec{Autoscaling: &chatv1alpha1.AutoscalingSpec{
-					MinReplicas: 2, MaxReplicas: 4, TargetConnectionsPerPod: ptr.To[int32](1000),
-				}},
+				// Connections and CPU: the connection autoscaler reads gateway pods, and CPU
+				// brings the HPA, so every permission is exercised.
+				Gateway: chatv1alpha1.WorkloadSpec{
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
+					Autoscaling: &chatv1alpha1.AutoscalingSpec{
+						MinReplicas: 2, MaxReplicas: 4, TargetConnectionsPerPod: ptr.To[int32](1000), TargetCPUUtilization: ptr.To[int32](70),
+					},
+				},
 				Postgres: chatv1alpha1.PostgresSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 				Redis:    chatv1alpha1.RedisSpec{Managed: &chatv1alpha1.ManagedDependency{}},
 				Kafka:    chatv1alpha1.KafkaSpec{Managed: &chatv1alpha1.ManagedDependency{}},

@@ -67,6 +67,14 @@ generate: ## Generate DeepCopy methods from the API types.
 envtest: ## Provide kube-apiserver, etcd (and the simulated-cluster binaries); builds them from Go modules once.
 	@hack/envtest-assets.sh --with-sim >/dev/null
 
+.PHONY: bench
+bench: ## Run the benchmark suite (~15 min, quiet machine) and rewrite docs/benchmarks.md's generated section; QUICK=1: 2-3 min smoke run into a temp file.
+	hack/bench.sh $(if $(filter 1,$(QUICK)),--quick,)
+
+.PHONY: bench-operator
+bench-operator: envtest ## Benchmark the operator: 100 ChatClusters to Ready on a simulated cluster, default workers vs one (docs/benchmarks.md).
+	PARLEY_BENCH_OPERATOR=1 KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh --with-sim)" $(GO) test ./controllers/ -run '^TestOperatorHundredClusters$$' -count=1 -v -timeout 40m
+
 ##@ Build
 
 .PHONY: build

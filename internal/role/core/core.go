@@ -201,6 +201,10 @@ type App struct {
 	Files *files.Service
 	// PushStore keeps Web Push subscriptions once EnablePush ran; nil before.
 	PushStore webpush.Store
+	// UserStore and ChatStore are the stores the services were built on; only
+	// `parley dev --dev-seeding` writes benchmark fixtures straight into them.
+	UserStore users.Store
+	ChatStore chat.Store
 
 	filesHandler http.Handler
 }
@@ -289,6 +293,7 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		logger.Warn("memory store: every account and message is lost on exit")
 		userStore, chatStore = memory.NewUsers(), memory.NewChat()
 	}
+	app.UserStore, app.ChatStore = userStore, chatStore
 	auth, err := users.NewAuth([]byte(cfg.JWTSigningKey), cfg.TokenTTL, nil)
 	if err == nil {
 		err = auth.AcceptPreviousKey([]byte(cfg.JWTPreviousKey))

@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/runtime/notification"
 	"github.com/parleychat/parley/runtime/pipeline"
 	"github.com/parleychat/parley/runtime/presence"
+	"github.com/parleychat/parley/runtime/users"
 	"github.com/parleychat/parley/runtime/web"
 	"github.com/parleychat/parley/runtime/webpush"
 )
@@ -46,6 +47,9 @@ type Config struct {
 	Presence string
 	// Gateway holds the WebSocket limits, each a flag as in `parley gateway`.
 	Gateway wsgateway.Config
+	// DevSeeding serves POST /dev/seed (seed.go) for benchmark fixtures; loopback only,
+	// and no production role has the flag.
+	DevSeeding bool
 }
 
 // DefaultConfig runs everything in memory on 127.0.0.1:8080.
@@ -79,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.Presence, "presence", c.Presence, "presence and routing: memory, or redis (uses --redis-url)")
 	c.Gateway.RegisterFlags(fs)
+	fs.BoolVar(&c.DevSeeding, "dev-seeding", false, "serve POST "+SeedPath+" (bulk users and rooms for benchmarks; loopback listener only)")
 }
 
 // Role returns the dev role.
@@ -115,6 +120,12 @@ func Role() cli.Role {
 // Run serves every role on ln until ctx ends.
 func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	logger := cfg.Core.Logger(env)
+	if cfg.DevSeeding {
+		if err := checkSeedingListener(ln); err != nil {
+			ln.Close()
+			return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+		}
+	}
 	app, err := core.Build(ctx, cfg.Core, logger)
 	if err != nil {
 		ln.Close()
@@ -222,6 +233,11 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 		mux.Handle(p, api)
 	}
 	mux.Handle("/", client)
+	if cfg.DevSeeding {
+		logger.Warn("--dev-seeding: POST " + SeedPath + " creates accounts and hands out their tokens to any local process")
+		mux.Handle("POST "+SeedPath, seeder{users: app.UserStore, rooms: app.ChatStore, tokens: app.Users.Auth(),
+			maxRoom: cfg.Core.MaxRoomMembers, hashOnce: func(pw string) (string, error) { return users.HashPassword(pw, users.DefaultPasswordParams) }})
+	}
 	url := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintf(env.Stdout, "Parley is running at %s  (REST API under /api/v1, WebSocket at /ws; store %s, bus %s, presence %s)\n",
 		url, cfg.Core.Store, cfg.Bus.Kind, cfg.Presence)

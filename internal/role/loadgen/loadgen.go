@@ -5,6 +5,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,9 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +39,22 @@ type Config struct {
 	Duration     time.Duration
 	Rate         float64
 	MessageBytes int
+	// Seed creates the users and rooms in one call to `parley dev --dev-seeding`
+	// (seed.go) instead of registering each user (an argon2id hash apiece) and
+	// naming at most 256 initial members per room.
+	Seed bool
+	// ServerPID, when set, is a local server process whose CPU time over the sending
+	// window (and the drain after it) the report divides by the deliveries.
+	ServerPID int
+	// WSTarget is the WebSocket base when it differs from Target (a separate `parley
+	// gateway`); empty means Target.
+	WSTarget string
+	// Fixtures is a file of seeded users and rooms: written by a --seed run, read
+	// (instead of registering or seeding) when it exists. It lets fixtures seeded through
+	// `parley dev --dev-seeding` on PostgreSQL drive a multi-process deployment later.
+	Fixtures string
+	// SeedOnly stops after creating the fixtures, without connecting or sending.
+	SeedOnly bool
 }
 
 // DefaultConfig is a small run against `make run`.
@@ -51,19 +70,26 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, fmt.Sprintf("how long to send (at most %s)", MaxDuration))
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "messages per second, all users together")
 	fs.IntVar(&c.MessageBytes, "message-bytes", c.MessageBytes, "body size of each message")
+	fs.StringVar(&c.WSTarget, "ws-target", c.WSTarget, "WebSocket base URL when it is not --target (a separate parley gateway; loopback only)")
+	fs.StringVar(&c.Fixtures, "fixtures", c.Fixtures, "file of seeded users and rooms: written by --seed, used instead of creating them when it exists")
+	fs.BoolVar(&c.SeedOnly, "seed-only", c.SeedOnly, "with --seed: create the fixtures (and write --fixtures) and exit")
+	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "report this local process's CPU µs per delivery over the sending window (Linux /proc)")
+	fs.BoolVar(&c.Seed, "seed", c.Seed, "create users and rooms in bulk through `parley dev --dev-seeding` (benchmark fixtures)")
 }
 
 // Validate refuses anything but a bounded run against loopback.
 func (c Config) Validate() error {
-	u, err := url.Parse(c.Target)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--target %q: want http://127.0.0.1:port", c.Target)
+	if err := checkLoopback("--target", c.Target); err != nil {
+		return err
 	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("--target %q: load tests only target this machine (127.0.0.0/8, ::1, localhost)", c.Target)
+	if c.WSTarget != "" {
+		if err := checkLoopback("--ws-target", c.WSTarget); err != nil {
+			return err
+		}
 	}
 	switch {
+	case c.SeedOnly && (!c.Seed || c.Fixtures == ""):
+		return errors.New("--seed-only needs --seed and --fixtures")
 	case c.Users < 2 || c.Users > 5000:
 		return errors.New("--users must be between 2 and 5000")
 	case c.Rooms < 1 || c.Rooms > 1000:
@@ -72,8 +98,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--duration must be positive and at most %s", MaxDuration)
 	case c.Rate <= 0 || c.Rate > 100000:
 		return errors.New("--rate must be between 0 and 100000")
-	case c.MessageBytes < 1 || c.MessageBytes > 1<<20:
-		return errors.New("--message-bytes must be between 1 and 1 MiB")
+	case c.MessageBytes < stampBytes || c.MessageBytes > 1<<20:
+		return fmt.Errorf("--message-bytes must be between %d and 1 MiB", stampBytes)
+	}
+	return nil
+}
+
+func checkLoopback(flag, target string) error {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q: want http://127.0.0.1:port", flag, target)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%s %q: load tests only target this machine (127.0.0.0/8, ::1, localhost)", flag, target)
 	}
 	return nil
 }
@@ -83,16 +121,24 @@ type Report struct {
 	Sent, Acked, Refused, Delivered int64
 	Elapsed                         time.Duration
 	AckLatencies                    []time.Duration // sorted
-	ExpectedDeliveries              int64           // acked × (members − 1)
+	// DeliverLatencies is send→deliver per delivery (sorted), from the send time each
+	// message body carries.
+	DeliverLatencies   []time.Duration
+	ServerCPU          time.Duration // of Config.ServerPID over the window; 0 when unset
+	ExpectedDeliveries int64         // acked × (members − 1)
 }
 
 // Percentile returns the p-th percentile (0–100) of the ack latencies.
-func (r Report) Percentile(p float64) time.Duration {
-	if len(r.AckLatencies) == 0 {
+func (r Report) Percentile(p float64) time.Duration { return percentile(r.AckLatencies, p) }
+
+// DeliverPercentile returns the p-th percentile (0–100) of the send→deliver latencies.
+func (r Report) DeliverPercentile(p float64) time.Duration { return percentile(r.DeliverLatencies, p) }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(r.AckLatencies)-1) * p / 100)
-	return r.AckLatencies[i]
+	return sorted[int(float64(len(sorted)-1)*p/100)]
 }
 
 // Print writes the report.
@@ -101,7 +147,11 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "sent %d, acked %d, refused %d in %.1fs: %.0f msgs/s acked\n", r.Sent, r.Acked, r.Refused, secs, float64(r.Acked)/secs)
 	fmt.Fprintf(w, "send→ack latency: p50 %s, p95 %s, p99 %s, max %s\n",
 		r.Percentile(50), r.Percentile(95), r.Percentile(99), r.Percentile(100))
+	fmt.Fprintf(w, "send→deliver latency: p50 %s, p99 %s, max %s\n", r.DeliverPercentile(50), r.DeliverPercentile(99), r.DeliverPercentile(100))
 	fmt.Fprintf(w, "deliveries %d of %d expected (%.0f/s)\n", r.Delivered, r.ExpectedDeliveries, float64(r.Delivered)/secs)
+	if r.ServerCPU > 0 && r.Delivered > 0 {
+		fmt.Fprintf(w, "server cpu %s: %.2f µs per delivery\n", r.ServerCPU, float64(r.ServerCPU.Microseconds())/float64(r.Delivered))
+	}
 }
 
 // Run performs one load run.
@@ -110,27 +160,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	api := chatclient.New(cfg.Target)
-	wsBase := "ws" + strings.TrimPrefix(strings.TrimSuffix(cfg.Target, "/"), "http")
+	wsBase := "ws" + strings.TrimPrefix(strings.TrimSuffix(cmp.Or(cfg.WSTarget, cfg.Target), "/"), "http")
 	run := randomHex(4)
-	users := make([]chatclient.User, cfg.Users)
-	for i := range users {
-		u, err := api.Register(ctx, fmt.Sprintf("load_%s_%d", run, i), "load-test-password-"+run)
-		if err != nil {
-			return Report{}, fmt.Errorf("register user %d: %w", i, err)
-		}
-		users[i] = u
-	}
-	memberIDs := make([]string, 0, len(users)-1)
-	for _, u := range users[1:] {
-		memberIDs = append(memberIDs, u.ID)
-	}
-	rooms := make([]string, cfg.Rooms)
-	for i := range rooms {
-		id, err := api.CreateGroup(ctx, users[0], fmt.Sprintf("load %s %d", run, i), memberIDs)
-		if err != nil {
-			return Report{}, fmt.Errorf("create room %d: %w", i, err)
-		}
-		rooms[i] = id
+	users, rooms, err := fixtures(ctx, cfg, api, run)
+	if err != nil || cfg.SeedOnly {
+		return Report{}, err
 	}
 
 	var rep Report
@@ -157,6 +191,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 				switch {
 				case f.Type == protocol.FrameMessage && f.Sender != u.ID:
 					delivered.Add(1)
+					if at, ok := parseStamp(f.Body); ok {
+						mu.Lock()
+						rep.DeliverLatencies = append(rep.DeliverLatencies, time.Since(at))
+						mu.Unlock()
+					}
 				case f.Type == protocol.FrameAck:
 					mu.Lock()
 					if at, ok := pending[f.ID]; ok {
@@ -177,8 +216,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}()
 	}
 
-	body := strings.Repeat("m", cfg.MessageBytes)
+	pad := strings.Repeat("m", cfg.MessageBytes-stampBytes)
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	var cpu0 time.Duration
+	if cfg.ServerPID > 0 {
+		if cpu0, err = processCPU(cfg.ServerPID); err != nil {
+			closeAll(conns)
+			return Report{}, err
+		}
+	}
 	tick := time.NewTicker(interval)
 	start := time.Now()
 	deadline := time.NewTimer(cfg.Duration)
@@ -198,7 +244,7 @@ send:
 		pending[id] = time.Now()
 		rep.Sent++
 		mu.Unlock()
-		if err := conns[sender].Send(protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: body}); err != nil {
+		if err := conns[sender].Send(protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: stamp(time.Now()) + pad}); err != nil {
 			tick.Stop()
 			closeAll(conns)
 			return Report{}, fmt.Errorf("send: %w", err)
@@ -219,6 +265,14 @@ send:
 		time.Sleep(20 * time.Millisecond)
 	}
 	rep.Elapsed = time.Since(start)
+	if cfg.ServerPID > 0 {
+		cpu1, err := processCPU(cfg.ServerPID)
+		if err != nil {
+			closeAll(conns)
+			return Report{}, err
+		}
+		rep.ServerCPU = cpu1 - cpu0
+	}
 	closeAll(conns)
 	readers.Wait()
 	mu.Lock()
@@ -226,7 +280,69 @@ send:
 	rep.Delivered = delivered.Load()
 	rep.ExpectedDeliveries = rep.Acked * int64(len(users)-1)
 	slices.Sort(rep.AckLatencies)
+	slices.Sort(rep.DeliverLatencies)
 	return rep, nil
+}
+
+// fixtures registers the users and creates the rooms, or seeds both at once.
+func fixtures(ctx context.Context, cfg Config, api *chatclient.Client, run string) ([]chatclient.User, []string, error) {
+	if cfg.Fixtures != "" && !cfg.SeedOnly {
+		s, err := ReadFixtures(cfg.Fixtures)
+		if err == nil {
+			if len(s.Users) < cfg.Users || len(s.Rooms) < cfg.Rooms {
+				return nil, nil, fmt.Errorf("fixtures %s hold %d users and %d rooms, the run wants %d and %d", cfg.Fixtures, len(s.Users), len(s.Rooms), cfg.Users, cfg.Rooms)
+			}
+			return s.Users[:cfg.Users], s.Rooms[:cfg.Rooms], nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, err
+		}
+	}
+	if cfg.Seed {
+		s, err := Seed(ctx, cfg.Target, "load_"+run, "load-test-password-"+run, cfg.Users, cfg.Rooms)
+		if err == nil && cfg.Fixtures != "" {
+			err = WriteFixtures(cfg.Fixtures, s)
+		}
+		return s.Users, s.Rooms, err
+	}
+	users := make([]chatclient.User, cfg.Users)
+	for i := range users {
+		u, err := api.Register(ctx, fmt.Sprintf("load_%s_%d", run, i), "load-test-password-"+run)
+		if err != nil {
+			return nil, nil, fmt.Errorf("register user %d: %w", i, err)
+		}
+		users[i] = u
+	}
+	memberIDs := make([]string, 0, len(users)-1)
+	for _, u := range users[1:] {
+		memberIDs = append(memberIDs, u.ID)
+	}
+	rooms := make([]string, cfg.Rooms)
+	for i := range rooms {
+		id, err := api.CreateGroup(ctx, users[0], fmt.Sprintf("load %s %d", run, i), memberIDs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create room %d: %w", i, err)
+		}
+		rooms[i] = id
+	}
+	return users, rooms, nil
+}
+
+// stampBytes is the send time (Unix ns, zero-padded) each message body starts with, so
+// every delivery's latency is measured, not only the sender's ack.
+const stampBytes = 20
+
+func stamp(t time.Time) string { return fmt.Sprintf("%019d ", t.UnixNano()) }
+
+func parseStamp(body string) (time.Time, bool) {
+	if len(body) < stampBytes {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(body[:stampBytes-1], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
 }
 
 func closeAll(conns []*chatclient.Conn) {
@@ -254,6 +370,13 @@ func Role() cli.Role {
 			return func(ctx context.Context, env cli.Env, _ []string) error {
 				if err := cfg.Validate(); err != nil {
 					return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+				}
+				if cfg.SeedOnly {
+					if _, err := Run(ctx, cfg); err != nil {
+						return err
+					}
+					fmt.Fprintf(env.Stdout, "loadgen: seeded %d users and %d rooms into %s\n", cfg.Users, cfg.Rooms, cfg.Fixtures)
+					return nil
 				}
 				ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
 				defer cancel()

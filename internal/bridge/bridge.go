@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
@@ -310,20 +309,13 @@ func (p Publisher) publish(ctx context.Context, topic, key string, payload proto
 	return nil
 }
 
-// Announcer tells the bus about what the REST API wrote, so notification fans it out as
-// if it had come through the pipeline.
+// Announcer tells the bus about edits, deletions and receipts made over the REST API, so
+// notification fans them out as if they had come through the pipeline. (New messages are
+// announced by the pipeline's outbox relay, whichever edge stored them.)
 type Announcer struct {
 	Bus interface {
 		Publish(ctx context.Context, topic string, recs ...bus.Record) error
 	}
-}
-
-// MessageStored publishes chat.message_delivered for a message sent over REST.
-func (a Announcer) MessageStored(ctx context.Context, m chat.Message) error {
-	p := Publisher{Bus: a.Bus}
-	return p.publish(ctx, protocol.TopicMessageDelivered, m.RoomID, &protocol.MessageDelivered{
-		RoomID: m.RoomID, SenderID: m.SenderID, ClientID: m.ClientID, ServerID: m.ID, Seq: m.Seq,
-		Body: m.Body, Attachments: m.Attachments, ReplyTo: m.ReplyTo, Mentions: m.Mentions, SentAt: m.CreatedAt, CreatedAt: m.CreatedAt})
 }
 
 // MessageChanged publishes chat.message_updated for an edit or a deletion made over REST.
@@ -425,33 +417,4 @@ func (p Push) Unsubscribe(ctx context.Context, userID, endpoint string) error {
 		}
 	}
 	return webpush.ErrSubscriptionNotFound
-}
-
-// Pusher sends a Web Push for a delivered message to a member with no live connection.
-// Notification only calls it for recipients, who never include those who blocked the
-// sender, so previews respect blocks.
-type Pusher struct {
-	Sender *webpush.Sender
-	Users  interface {
-		User(ctx context.Context, id string) (users.User, error)
-	}
-}
-
-// PushMessage implements notification.Pusher.
-func (p Pusher) PushMessage(ctx context.Context, userID string, m *protocol.MessageDelivered) error {
-	name := ""
-	if u, err := p.Users.User(ctx, m.SenderID); err == nil {
-		name = u.DisplayName
-		if name == "" {
-			name = u.Username
-		}
-	}
-	payload := webpush.PayloadFromMessage(webpush.Message{ID: m.ServerID, Room: m.RoomID, Sender: m.SenderID,
-		SenderName: name, Body: m.Body, Seq: m.Seq}, webpush.PreviewOptions{})
-	// Push services answer within the request timeout, or not at all: bound the whole
-	// call so that one user's dead endpoints never hold up a partition for long.
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	_, err := p.Sender.Notify(ctx, userID, payload)
-	return err
 }

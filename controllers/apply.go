@@ -86,6 +86,9 @@ func (a applier) apply(ctx context.Context, cc *chatv1alpha1.ChatCluster, obj cl
 	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return false, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
+	// The API server's answer says which object was written: a UID other than the one the
+	// cache showed means the apply created it afresh (see the reconciler's recreate check).
+	obj.SetUID(u.GetUID())
 	return true, nil
 }
 

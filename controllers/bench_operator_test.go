@@ -25,18 +25,15 @@ import (
 // benchClusters is how many ChatClusters the operator benchmark creates.
 const benchClusters = 100
 
-// TestOperatorHundredClusters is the operator benchmark (make bench-operator, which sets
-// PARLEY_BENCH_OPERATOR=1): `parley operator` as a process, with the generated
-// kubeconfig of a simulated cluster of its own, gets 100 ChatClusters at once; it reports
-// the time to the first and to the last Ready=True and the operator's CPU time, first
-// with --max-concurrent-reconciles=1 (the baseline) and then at its default, each on a
-// fresh simulated cluster in the same run.
-func TestOperatorHundredClusters(t *testing.T) {
-	if os.Getenv("PARLEY_BENCH_OPERATOR") == "" {
-		t.Skip("benchmark: set PARLEY_BENCH_OPERATOR=1 (make bench-operator)")
-	}
-	need(t)
-	bin := parleyBinary(t)
+// BenchmarkOperatorHundredClusters is the operator benchmark (make bench-operator):
+// `parley operator` as a process, with the generated kubeconfig of a simulated cluster of
+// its own, gets 100 ChatClusters at once; it reports the time to the first and to the
+// last Ready=True and the operator's CPU time, first with --max-concurrent-reconciles=1
+// (the baseline) and then at its default, each on a fresh simulated cluster in the same
+// run. One iteration is the whole comparison (run it with -benchtime 1x).
+func BenchmarkOperatorHundredClusters(b *testing.B) {
+	need(b)
+	bin := parleyBinary(b)
 	runs := []struct {
 		name  string
 		flags []string
@@ -46,17 +43,23 @@ func TestOperatorHundredClusters(t *testing.T) {
 	}
 	results := make([]benchResult, len(runs))
 	for i, run := range runs {
-		t.Run(run.name, func(t *testing.T) {
-			results[i] = hundredClusters(t, bin, run.flags)
-			t.Logf("%s: %s", run.name, results[i])
+		// A sub-benchmark each, so one run's cluster and operator are gone before the next.
+		b.Run(run.name, func(b *testing.B) {
+			for b.Loop() {
+				results[i] = hundredClusters(b, bin, run.flags)
+			}
+			b.Logf("%s: %s", run.name, results[i])
+			b.ReportMetric(results[i].all.Seconds(), "s-all-ready")
+			b.ReportMetric(results[i].first.Seconds(), "s-first-ready")
+			b.ReportMetric(100*results[i].cpu.Seconds()/results[i].wall.Seconds(), "%cpu")
 		})
 	}
 	base, def := results[0], results[1]
 	if base.all == 0 || def.all == 0 {
-		t.Fatal("a run did not finish")
+		b.Fatal("a run did not finish")
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("100 ChatClusters Ready: default %s vs one worker %s: %.1fx faster to all Ready; load average %s",
+	b.Logf("100 ChatClusters Ready: default %s vs one worker %s: %.1fx faster to all Ready; load average %s",
 		def.all.Round(100*time.Millisecond), base.all.Round(100*time.Millisecond), base.all.Seconds()/def.all.Seconds(), load)
 }
 
@@ -72,7 +75,7 @@ func (r benchResult) String() string {
 		r.cpu.Round(10*time.Millisecond), r.wall.Round(100*time.Millisecond), 100*r.cpu.Seconds()/r.wall.Seconds())
 }
 
-func hundredClusters(t *testing.T, bin string, flags []string) benchResult {
+func hundredClusters(t testing.TB, bin string, flags []string) benchResult {
 	sim := kube.New(t, kube.Options{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, Scheme: scheme})
 	kube.Simulate(t, sim)
 	c := sim.Client

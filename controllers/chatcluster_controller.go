@@ -351,7 +351,17 @@ func (r *ChatClusterReconciler) applyPlan(ctx context.Context, cc *chatv1alpha1.
 				}
 			}
 		}
+		leftToAutoscaler := isDeployment && d.Spec.Replicas == nil
 		wrote, err := a.apply(ctx, cc, obj)
+		if err == nil && wrote && leftToAutoscaler && live != nil && d.UID != "" && d.UID != live.UID {
+			// The cache still showed a Deployment that had been deleted, so the apply
+			// created it at the API server's default of one pod: set the autoscaler's
+			// minimum, as for a Deployment known to be missing.
+			if as := render.WorkloadSpec(cc, d.Labels[render.LabelComponent]).Autoscaling; as != nil {
+				d.Spec.Replicas = ptr.To(max(as.MinReplicas, 1))
+				_, err = a.apply(ctx, cc, obj)
+			}
+		}
 		if err != nil {
 			// One rejected object must not freeze the others; the error still surfaces.
 			errs = append(errs, err)

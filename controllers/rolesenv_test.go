@@ -15,7 +15,7 @@ import (
 )
 
 // parleyBinary is the parley binary of this tree, built once per test process.
-func parleyBinary(t *testing.T) string {
+func parleyBinary(t testing.TB) string {
 	t.Helper()
 	parleyOnce.Do(buildParleyOnce)
 	if parleyErr != nil {

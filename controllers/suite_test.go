@@ -127,7 +127,7 @@ func newManager(cfg *rest.Config, log *writeLog, maxConcurrent int) (ctrl.Manage
 }
 
 // need hands the test the control plane, or skips/fails it when there is none.
-func need(t *testing.T) client.Client {
+func need(t testing.TB) client.Client {
 	t.Helper()
 	if startErr != nil {
 		testenv.Unavailable(t, "envtest control plane", startErr)
@@ -136,7 +136,7 @@ func need(t *testing.T) client.Client {
 }
 
 // namespace creates a namespace of the test's own.
-func namespace(t *testing.T, c client.Client) string {
+func namespace(t testing.TB, c client.Client) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + rand.String(8)}}
 	if err := c.Create(context.Background(), ns); err != nil {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/parleychat/parley/runtime/bus"
 	"github.com/parleychat/parley/runtime/chat"
@@ -207,10 +206,6 @@ type Rooms struct {
 // Contacts are everyone sharing a direct chat, or a group of at most LargeGroup members,
 // with userID, minus those who blocked userID: whom userID's presence is announced to.
 func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
-	rooms, err := r.Service.Rooms(ctx, userID)
-	if err != nil {
-		return nil, fmt.Errorf("rooms of %s: %w", userID, err)
-	}
 	blockers, err := r.People.BlockerIDs(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("blockers of %s: %w", userID, err)
@@ -219,31 +214,7 @@ func (r Rooms) Contacts(ctx context.Context, userID string) ([]string, error) {
 	if largeGroup <= 0 {
 		largeGroup = gateway.DefaultPresenceLargeGroup
 	}
-	skip := map[string]bool{userID: true}
-	for _, b := range blockers {
-		skip[b] = true
-	}
-	seen := map[string]bool{}
-	for _, s := range rooms {
-		members, err := r.Service.Members(ctx, userID, s.Room.ID)
-		if err != nil {
-			return nil, fmt.Errorf("members of %s: %w", s.Room.ID, err)
-		}
-		if s.Room.Kind != chat.KindDirect && len(members) > largeGroup {
-			continue // a large group announces no joins and leaves (docs/protocol.md)
-		}
-		for _, m := range members {
-			if !skip[m.UserID] {
-				seen[m.UserID] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for u := range seen {
-		out = append(out, u)
-	}
-	sort.Strings(out)
-	return out, nil
+	return r.Service.Contacts(ctx, userID, blockers, largeGroup)
 }
 
 // Tokens adapts *users.Auth to the gateway's Authenticator.

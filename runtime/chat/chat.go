@@ -188,6 +188,10 @@ type Store interface {
 	// RoomsOf lists userID's rooms with their last message and the count of messages
 	// after the user's read cursor not sent by anyone in excludeSenders.
 	RoomsOf(ctx context.Context, userID string, excludeSenders []string) ([]RoomSummary, error)
+	// Contacts lists, sorted and once each, the users sharing with userID a direct room
+	// or a group of at most largeGroup members, except userID and those in exclude: whom
+	// userID's presence is announced to. One look-up, however many rooms userID is in.
+	Contacts(ctx context.Context, userID string, exclude []string, largeGroup int) ([]string, error)
 
 	// AppendMessages stores a batch atomically: each message whose (SenderID, ClientID)
 	// exists, in the store or earlier in the batch, comes back as the original with

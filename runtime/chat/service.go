@@ -472,6 +472,21 @@ func (s *Service) Rooms(ctx context.Context, userID string) ([]RoomSummary, erro
 	return out, nil
 }
 
+// Contacts are the users sharing with userID a direct room or a group of at most
+// largeGroup members, except those in exclude (the caller passes who blocked userID):
+// whom userID's presence is announced to. It is one store look-up however many rooms
+// userID is in, because it runs on every connect and disconnect.
+func (s *Service) Contacts(ctx context.Context, userID string, exclude []string, largeGroup int) ([]string, error) {
+	if largeGroup < 0 {
+		return nil, fmt.Errorf("contacts: large group %d is negative", largeGroup)
+	}
+	out, err := s.store.Contacts(ctx, userID, exclude, largeGroup)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	return out, nil
+}
+
 func hide(m *Message) {
 	m.Hidden, m.Body, m.Attachments, m.Reactions, m.Mentions = true, "", []string{}, nil, nil
 }

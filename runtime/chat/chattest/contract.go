@@ -748,7 +748,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	runReplies(t, env)
 	runMentions(t, env)
 	runEvents(t, env, newBackend)
-	runOutbox(t, env) // outbox.go
+	runOutbox(t, env)   // outbox.go
+	runContacts(t, env) // contacts.go
 
 	t.Run("recipients of an unknown room", func(t *testing.T) {
 		e := env(t)

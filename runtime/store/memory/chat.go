@@ -259,6 +259,36 @@ func (s *Chat) Members(_ context.Context, roomID string) ([]chat.Member, error) 
 	return out, nil
 }
 
+// Contacts implements chat.Store.
+func (s *Chat) Contacts(_ context.Context, userID string, exclude []string, largeGroup int) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	skip := map[string]bool{userID: true}
+	for _, u := range exclude {
+		skip[u] = true
+	}
+	seen := map[string]bool{}
+	for roomID, members := range s.members {
+		if _, ok := members[userID]; !ok {
+			continue
+		}
+		if r := s.rooms[roomID]; r == nil || (r.Kind != chat.KindDirect && len(members) > largeGroup) {
+			continue
+		}
+		for u := range members {
+			if !skip[u] {
+				seen[u] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for u := range seen {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // MembersAmong implements chat.Store.
 func (s *Chat) MembersAmong(_ context.Context, roomID string, userIDs []string) (map[string]bool, error) {
 	s.mu.Lock()

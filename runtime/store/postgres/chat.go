@@ -229,6 +229,33 @@ func (s *Chat) Members(ctx context.Context, roomID string) ([]chat.Member, error
 	return out, rows.Err()
 }
 
+// Contacts implements chat.Store. A group's size is counted only up to largeGroup+1
+// rows, so a user in very large rooms does not pay for counting them.
+func (s *Chat) Contacts(ctx context.Context, userID string, exclude []string, largeGroup int) ([]string, error) {
+	if exclude == nil {
+		exclude = []string{} // a nil slice is NULL, and "<> ALL (NULL)" excludes everyone
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH mine AS (
+			SELECT r.id, r.kind FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1
+		), small AS (
+			SELECT id FROM mine
+			WHERE kind = 'direct'
+			   OR (SELECT count(*) FROM (SELECT 1 FROM members c WHERE c.room_id = mine.id LIMIT $3 + 1) n) <= $3
+		)
+		SELECT DISTINCT m.user_id FROM members m JOIN small ON small.id = m.room_id
+		WHERE m.user_id <> $1 AND NOT (m.user_id = ANY($2))
+		ORDER BY m.user_id`, userID, exclude, largeGroup)
+	if err != nil {
+		return nil, fmt.Errorf("select contacts: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("scan contacts: %w", err)
+	}
+	return ids, nil
+}
+
 // MembersAmong implements chat.Store.
 func (s *Chat) MembersAmong(ctx context.Context, roomID string, userIDs []string) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT user_id FROM members WHERE room_id = $1 AND user_id = ANY($2)`, roomID, userIDs)

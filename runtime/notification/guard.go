@@ -40,7 +40,7 @@ type AliveLocator interface {
 type PresenceGuard struct {
 	AliveLocator
 	rdb   redis.UniversalClient
-	exp   string
+	gws   string
 	key   string
 	grace time.Duration
 	now   func() time.Time
@@ -55,7 +55,7 @@ func NewPresenceGuard(l AliveLocator, rdb redis.UniversalClient, prefix string, 
 	if grace <= 0 {
 		grace = DefaultRebuildGrace
 	}
-	return &PresenceGuard{AliveLocator: l, rdb: rdb, key: prefix + presence.AliveKey, exp: prefix + "exp", grace: grace, now: time.Now}
+	return &PresenceGuard{AliveLocator: l, rdb: rdb, key: prefix + presence.AliveKey, gws: prefix + presence.GatewaysKey, grace: grace, now: time.Now}
 }
 
 // Gateways implements Locator.
@@ -83,7 +83,8 @@ func (g *PresenceGuard) Prune(ctx context.Context, gatewayID string, userIDs []s
 
 // noHeartbeat is the answer while no heartbeat marked presence since Redis lost its data.
 func (g *PresenceGuard) noHeartbeat(ctx context.Context) error {
-	held, err := g.rdb.ZCard(ctx, g.exp).Result()
+	// A registered gateway means presence holds (or held) connections.
+	held, err := g.rdb.ZCard(ctx, g.gws).Result()
 	if err != nil {
 		return fmt.Errorf("presence state: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/presence"
 )
@@ -13,8 +15,11 @@ import (
 // Presence counts only once the gateways had the time to re-assert it after Redis lost
 // its data: before the first heartbeat, and for the grace after it, locating waits.
 func TestPresenceGuardWaitsForTheRebuild(t *testing.T) {
+	runGuardRebuild(t, testenv.RedisClient(t))
+}
+
+func runGuardRebuild(t *testing.T, rdb redis.UniversalClient) {
 	ctx := context.Background()
-	rdb := testenv.RedisClient(t)
 	pres := presence.NewRedis(rdb, "", presence.Config{})
 	if _, err := pres.Connect(ctx, presence.Conn{UserID: "alice", GatewayID: "gw1", ConnID: "1"}); err != nil {
 		t.Fatal(err)

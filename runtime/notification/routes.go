@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parleychat/parley/runtime/presence"
 	"github.com/parleychat/parley/runtime/protocol"
 )
 
@@ -72,15 +73,21 @@ func (m *MemoryRoutes) Subscribe(_ context.Context, gatewayID string, fn func(De
 	}, nil
 }
 
-// RedisRoutes routes deliveries through one Redis pub/sub channel per gateway, so an
-// event reaches only the gateways that hold a recipient, never every gateway.
+// RedisRoutes routes deliveries through one Redis sharded pub/sub channel per gateway
+// (SPUBLISH/SSUBSCRIBE, Redis 7 or later), so an event reaches only the gateways that
+// hold a recipient, never every gateway. On Redis Cluster a sharded message travels only
+// within the shard owning the channel's slot, where classic PUBLISH is broadcast to every
+// node; on one Redis server both behave the same, so there is one code path.
+//
+// The channel carries the gateway's hash tag (presence.GatewayTag), so it lives on the
+// node that holds the gateway's presence index.
 type RedisRoutes struct {
 	rdb    redis.UniversalClient
 	prefix string
 	log    *slog.Logger
 }
 
-// NewRedisRoutes uses channels named prefix+gatewayID ("parley:gw:" when empty).
+// NewRedisRoutes uses channels named prefix+"{g:<gatewayID>}" ("parley:gw:" when empty).
 func NewRedisRoutes(rdb redis.UniversalClient, prefix string, log *slog.Logger) *RedisRoutes {
 	if prefix == "" {
 		prefix = "parley:gw:"
@@ -91,6 +98,11 @@ func NewRedisRoutes(rdb redis.UniversalClient, prefix string, log *slog.Logger) 
 	return &RedisRoutes{rdb: rdb, prefix: prefix, log: log}
 }
 
+// Channel is the name of gatewayID's channel.
+func (r *RedisRoutes) Channel(gatewayID string) string {
+	return r.prefix + presence.GatewayTag(gatewayID)
+}
+
 // Route publishes d on the gateway's channel; ErrNoReceiver when no subscriber got it.
 // Callers keep d small (RouteChunk users).
 func (r *RedisRoutes) Route(ctx context.Context, gatewayID string, d Delivery) error {
@@ -98,7 +110,9 @@ func (r *RedisRoutes) Route(ctx context.Context, gatewayID string, d Delivery) e
 	if err != nil {
 		return fmt.Errorf("encode delivery: %w", err)
 	}
-	n, err := r.rdb.Publish(ctx, r.prefix+gatewayID, b).Result()
+	// SPUBLISH counts the subscribers of the channel's shard, which is where every
+	// subscriber is (subscriptions follow the slot's primary, never a replica).
+	n, err := r.rdb.SPublish(ctx, r.Channel(gatewayID), b).Result()
 	if err != nil {
 		return fmt.Errorf("route to gateway %s: %w", gatewayID, err)
 	}
@@ -119,22 +133,30 @@ func (r *RedisRoutes) Subscribe(ctx context.Context, gatewayID string, fn func(D
 const subscriptionProbe = 5 * time.Second
 
 // SubscribeWatch is Subscribe, and also calls onState (when not nil) with false each time
-// the subscription is lost (Redis unreachable or restarted: deliveries routed meanwhile
-// reach nobody) and with true each time it is back, from the receiving goroutine.
-// It keeps reconnecting until stopped.
+// the subscription is lost (Redis unreachable or restarted, or on a cluster the
+// channel's slot moved to another node: deliveries routed meanwhile reach nobody) and
+// with true each time it is back, from the receiving goroutine. It keeps reconnecting
+// until stopped.
 func (r *RedisRoutes) SubscribeWatch(ctx context.Context, gatewayID string, fn func(Delivery), onState func(up bool)) (func(), error) {
-	ps := r.rdb.Subscribe(ctx, r.prefix+gatewayID)
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
+	channel := r.Channel(gatewayID)
+	ps, err := r.subscribe(ctx, channel)
+	if err != nil {
 		return nil, fmt.Errorf("subscribe gateway %s: %w", gatewayID, err)
 	}
 	if onState == nil {
 		onState = func(bool) {}
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex // guards ps, replaced when the server drops the subscription
+	current := func() *redis.PubSub {
+		mu.Lock()
+		defer mu.Unlock()
+		return ps
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() { current().Close() }() // a resubscription may have replaced ps
 		up := true
 		setUp := func(v bool) {
 			if v != up {
@@ -142,8 +164,17 @@ func (r *RedisRoutes) SubscribeWatch(ctx context.Context, gatewayID string, fn f
 				onState(v)
 			}
 		}
+		pause := func() bool {
+			select {
+			case <-rctx.Done():
+				return false
+			case <-time.After(200 * time.Millisecond):
+				return true
+			}
+		}
 		for rctx.Err() == nil {
-			msg, err := ps.ReceiveTimeout(rctx, subscriptionProbe)
+			sub := current()
+			msg, err := sub.ReceiveTimeout(rctx, subscriptionProbe)
 			if err != nil {
 				if rctx.Err() != nil {
 					return
@@ -152,23 +183,46 @@ func (r *RedisRoutes) SubscribeWatch(ctx context.Context, gatewayID string, fn f
 				if errors.As(err, &ne) && ne.Timeout() {
 					// Quiet: make sure the connection is alive (a lost one reconnects on
 					// the next receive, which then fails or resubscribes).
-					if perr := ps.Ping(rctx); perr != nil && rctx.Err() == nil {
+					if perr := sub.Ping(rctx); perr != nil && rctx.Err() == nil {
 						setUp(false)
 					}
 					continue
 				}
 				setUp(false)
-				select {
-				case <-rctx.Done():
+				if !pause() {
 					return
-				case <-time.After(200 * time.Millisecond):
 				}
 				continue
 			}
 			switch m := msg.(type) {
 			case *redis.Subscription:
-				if m.Kind == "subscribe" {
+				switch m.Kind {
+				case "ssubscribe":
 					setUp(true)
+				case "sunsubscribe":
+					// Not asked for: the cluster moved the channel's slot (resharding or
+					// failover). Subscribe afresh, on the slot's current owner, once the
+					// client learnt who that is.
+					setUp(false)
+					for rctx.Err() == nil {
+						if c, ok := r.rdb.(interface{ ReloadState(context.Context) }); ok {
+							c.ReloadState(rctx)
+						}
+						fresh, err := r.subscribe(rctx, channel)
+						if err == nil {
+							mu.Lock()
+							old := ps
+							ps = fresh
+							mu.Unlock()
+							old.Close()
+							setUp(true)
+							break
+						}
+						r.log.Warn("resubscribe after the server dropped the channel", "gateway", gatewayID, "err", err)
+						if !pause() {
+							return
+						}
+					}
 				}
 			case *redis.Message:
 				setUp(true)
@@ -187,8 +241,18 @@ func (r *RedisRoutes) SubscribeWatch(ctx context.Context, gatewayID string, fn f
 	return func() {
 		once.Do(func() {
 			cancel()
-			ps.Close()
+			current().Close()
 			<-done
 		})
 	}, nil
+}
+
+// subscribe opens a sharded subscription to channel and waits for its confirmation.
+func (r *RedisRoutes) subscribe(ctx context.Context, channel string) (*redis.PubSub, error) {
+	ps := r.rdb.SSubscribe(ctx, channel)
+	if _, err := ps.Receive(ctx); err != nil {
+		ps.Close()
+		return nil, err
+	}
+	return ps, nil
 }

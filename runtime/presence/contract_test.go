@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,18 @@ func TestContractMemory(t *testing.T) {
 func TestContractRedis(t *testing.T) {
 	runContract(t, func(t *testing.T, cfg Config) tracker {
 		return NewRedis(redis.NewClient(testenv.Redis(t)), "", cfg)
+	})
+}
+
+// The same contract over a real Redis Cluster of three primaries: users and gateways
+// spread over the nodes, and Redis refuses (CROSSSLOT) any script whose declared keys
+// span slots, so a pass also proves every script is slot-local. Each subtest gets its
+// own key prefix in the one cluster.
+func TestContractRedisCluster(t *testing.T) {
+	rdb := testenv.RedisClusterClient(t)
+	var n atomic.Int64
+	runContract(t, func(t *testing.T, cfg Config) tracker {
+		return NewRedis(rdb, fmt.Sprintf("p%d:", n.Add(1)), cfg)
 	})
 }
 

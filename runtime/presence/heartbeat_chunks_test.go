@@ -14,34 +14,54 @@ import (
 
 // scriptSizes records how many "user|conn" members each script call carries.
 type scriptSizes struct {
-	mu    sync.Mutex
-	sizes []int
+	mu        sync.Mutex
+	sizes     []int
+	pipelines []int // members carried by all the scripts of each pipeline
 }
 
 func (s *scriptSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessPipelineHook sees the per-user scripts, sent as one pipeline per batch: the
+// pipeline as a whole is bounded too.
 func (s *scriptSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		total := 0
+		for _, cmd := range cmds {
+			total += s.record(cmd)
+		}
+		s.mu.Lock()
+		s.pipelines = append(s.pipelines, total)
+		s.mu.Unlock()
+		return next(ctx, cmds)
+	}
 }
 
 func (s *scriptSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if name := strings.ToLower(cmd.Name()); name == "evalsha" || name == "eval" {
-			members := 0
-			for _, a := range cmd.Args() {
-				if v, ok := a.(string); ok && strings.Contains(v, sep) {
-					members++
-				}
-			}
-			s.mu.Lock()
-			s.sizes = append(s.sizes, members)
-			s.mu.Unlock()
-		}
+		s.record(cmd)
 		return next(ctx, cmd)
 	}
 }
 
-// The heartbeat of a big gateway is never one unbounded script: every call carries at
-// most heartbeatBatch connections, and the result is still exactly the hub (2 100 held,
+// record notes the members a script call carries and returns their number.
+func (s *scriptSizes) record(cmd redis.Cmder) int {
+	if name := strings.ToLower(cmd.Name()); name != "evalsha" && name != "eval" {
+		return 0
+	}
+	members := 0
+	for _, a := range cmd.Args() {
+		if v, ok := a.(string); ok && strings.Contains(v, sep) {
+			members++
+		}
+	}
+	s.mu.Lock()
+	s.sizes = append(s.sizes, members)
+	s.mu.Unlock()
+	return members
+}
+
+// The heartbeat of a big gateway is never one unbounded script: every call, and every
+// pipeline of per-user calls, carries at most heartbeatBatch connections, and the result is still exactly the hub (2 100 held,
 // 1 100 stale from before expired).
 func TestHeartbeatRunsInBoundedChunks(t *testing.T) {
 	ctx := context.Background()
@@ -66,7 +86,13 @@ func TestHeartbeatRunsInBoundedChunks(t *testing.T) {
 	}
 	hook.mu.Lock()
 	sizes := append([]int(nil), hook.sizes...)
+	pipelines := append([]int(nil), hook.pipelines...)
 	hook.mu.Unlock()
+	for _, n := range pipelines {
+		if n > heartbeatBatch {
+			t.Fatalf("a pipeline of scripts carried %d connections, more than %d", n, heartbeatBatch)
+		}
+	}
 	calls := 0
 	for _, n := range sizes {
 		if n > heartbeatBatch {

@@ -11,19 +11,38 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis keeps presence in Redis so every gateway and notification process sees it.
+// Redis keeps presence in Redis so every gateway and notification process sees it. It
+// works the same on one Redis server and on a Redis Cluster (redis.ClusterClient).
 //
 // Keys (prefix p: by default):
 //
-//	p:u:<user>  sorted set of "gateway|conn", scored by expiry (unix ms)
-//	p:g:<gw>    set of "user|conn" held by a gateway, for heartbeats
-//	p:exp       sorted set of "user|gateway|conn" by expiry, for the sweeper
+//	p:{u:<user>}  sorted set of "gateway|conn", scored by expiry (unix ms)
+//	p:{g:<gw>}    sorted set of "user|conn" the gateway holds, scored by expiry: the
+//	              gateway's heartbeat set and its expiry index for the sweeper
+//	p:gws         sorted set of gateway ids, scored by when each last registered
+//	              (heartbeat, or first connection): where the sweeper finds the indexes
+//	p:alive       first heartbeat since Redis last lost its data (AliveKey)
 //	p:t:<room>|<user>  typing throttle window (SET NX PX)
 //
+// Every script touches only the keys it declares, all in one hash slot: the part in
+// braces is the key's hash tag, so one user's or one gateway's keys live on one cluster
+// node. An update of both sides (connect, disconnect, heartbeat, sweep, prune) is two
+// slot-local steps, ordered so that a crash between them leaves nothing a reader trusts
+// wrongly and nothing the sweeper cannot find:
+//   - adding: the gateway's index first, then the user's entry; an index entry without
+//     a user entry is cleaned by the sweeper without announcing anything;
+//   - removing or expiring: the user's entry first (readers see it at once), then the
+//     index; a leftover index entry is re-handled by the next heartbeat or sweep.
+//
+// The user's entry alone decides what readers and announcements see: the sweeper
+// announces a user offline only when its ZREM of an expired entry removed something,
+// so each expiry is announced once whatever the order of steps and sweepers.
+//
 // Expiry lives in scores computed from Config.Now rather than in key TTLs, so a whole
-// user's devices expire individually and the sweeper can tell who went offline. Each
-// mutation is one Lua script, so concurrent gateways never see half an update. Keys also
-// get a generous PEXPIRE so that nothing outlives a forgotten deployment.
+// user's devices expire individually and the sweeper can tell who went offline. Keys also
+// get a generous PEXPIRE so that nothing outlives a forgotten deployment. Per-user steps
+// of a batch go in one pipeline: on a cluster go-redis splits it into one round trip per
+// node.
 type Redis struct {
 	rdb    redis.UniversalClient
 	cfg    Config
@@ -38,38 +57,40 @@ func NewRedis(rdb redis.UniversalClient, prefix string, cfg Config) *Redis {
 	return &Redis{rdb: rdb, cfg: cfg.withDefaults(), prefix: prefix}
 }
 
-func (r *Redis) userKey(u string) string { return r.prefix + "u:" + u }
-func (r *Redis) gwKey(g string) string   { return r.prefix + "g:" + g }
-func (r *Redis) expKey() string          { return r.prefix + "exp" }
+// GatewaysKey (under the prefix) is the sorted set of gateways that registered an
+// expiry index; it is non-empty once any connection was recorded.
+const GatewaysKey = "gws"
+
+func (r *Redis) userKey(u string) string { return r.prefix + "{u:" + u + "}" }
+func (r *Redis) gwKey(g string) string   { return r.prefix + "{g:" + g + "}" }
+func (r *Redis) gwsKey() string          { return r.prefix + GatewaysKey }
+
+// GatewayTag is the hash tag of gatewayID's presence keys ("{g:<id>}"): a channel named
+// with it (notification.RedisRoutes) lives on the same cluster node as the gateway's index.
+func GatewayTag(gatewayID string) string { return "{g:" + gatewayID + "}" }
 
 func (r *Redis) nowMS() int64 { return r.cfg.Now().UnixMilli() }
 
 // garbageMS is how long keys survive without being touched at all.
 func (r *Redis) garbageMS() int64 { return 10 * r.cfg.TTL.Milliseconds() }
 
-// dropExpired removes the user's expired members everywhere. Shared by connect.
-const dropExpiredLua = `
-local function drop_expired(ukey, user, now, expkey, prefix)
-  local dead = redis.call('ZRANGEBYSCORE', ukey, '-inf', now)
-  for _, m in ipairs(dead) do
-    local sep = string.find(m, '|', 1, true)
-    local gw, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-    redis.call('ZREM', ukey, m)
-    redis.call('SREM', prefix .. 'g:' .. gw, user .. '|' .. conn)
-    redis.call('ZREM', expkey, user .. '|' .. m)
-  end
-end
-`
+// KEYS: gateway index. ARGV: expiry, garbage ms, then "user|conn" members. Returns 1 when
+// the index was empty before (the gateway must be registered in GatewaysKey).
+var gwAddScript = redis.NewScript(`
+local before = redis.call('ZCARD', KEYS[1])
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if before == 0 then return 1 end
+return 0
+`)
 
-// KEYS: user, gateway, exp. ARGV: user, gateway, conn, now, expiry, garbage ms, prefix.
-var connectScript = redis.NewScript(dropExpiredLua + `
-drop_expired(KEYS[1], ARGV[1], ARGV[4], KEYS[3], ARGV[7])
-local was = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf')
-redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2] .. '|' .. ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[1] .. '|' .. ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+// KEYS: user. ARGV: now, expiry, garbage ms, "gateway|conn". Expired entries are dropped
+// unannounced: the user is coming online anyway.
+var connectScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local was = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if was == 0 then return 1 end
 return 0
 `)
@@ -81,26 +102,43 @@ func (r *Redis) Connect(ctx context.Context, c Conn) (bool, error) {
 		return false, err
 	}
 	now := r.nowMS()
-	n, err := connectScript.Run(ctx, r.rdb,
-		[]string{r.userKey(c.UserID), r.gwKey(c.GatewayID), r.expKey()},
-		c.UserID, c.GatewayID, c.ConnID, now, now+r.cfg.TTL.Milliseconds(), r.garbageMS(), r.prefix,
-	).Int()
+	expiry := now + r.cfg.TTL.Milliseconds()
+	if err := r.gwAdd(ctx, c.GatewayID, now, expiry, []string{c.UserID + sep + c.ConnID}); err != nil {
+		return false, fmt.Errorf("presence connect %s: %w", c.UserID, err)
+	}
+	n, err := connectScript.Run(ctx, r.rdb, []string{r.userKey(c.UserID)},
+		now, expiry, r.garbageMS(), c.GatewayID+sep+c.ConnID).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence connect %s: %w", c.UserID, err)
 	}
 	return n == 1, nil
 }
 
-// KEYS: user, gateway, exp. ARGV: user, gateway, conn, now.
+// gwAdd records members in the gateway's index until expiry, registering the gateway when
+// its index was empty.
+func (r *Redis) gwAdd(ctx context.Context, gatewayID string, now, expiry int64, members []string) error {
+	args := append([]any{expiry, r.garbageMS()}, toAny(members)...)
+	first, err := gwAddScript.Run(ctx, r.rdb, []string{r.gwKey(gatewayID)}, args...).Int()
+	if err != nil {
+		return err
+	}
+	if first == 1 {
+		return r.register(ctx, gatewayID, now)
+	}
+	return nil
+}
+
+func (r *Redis) register(ctx context.Context, gatewayID string, now int64) error {
+	return r.rdb.ZAdd(ctx, r.gwsKey(), redis.Z{Score: float64(now), Member: gatewayID}).Err()
+}
+
+// KEYS: user. ARGV: "gateway|conn", now. Returns 1 when it was the last live entry.
 var disconnectScript = redis.NewScript(`
-local member = ARGV[2] .. '|' .. ARGV[3]
-local score = redis.call('ZSCORE', KEYS[1], member)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score then return 0 end
-redis.call('ZREM', KEYS[1], member)
-redis.call('SREM', KEYS[2], ARGV[1] .. '|' .. ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. member)
-if tonumber(score) <= tonumber(ARGV[4]) then return 0 end
-if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf') == 0 then return 1 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(score) <= tonumber(ARGV[2]) then return 0 end
+if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[2], '+inf') == 0 then return 1 end
 return 0
 `)
 
@@ -109,67 +147,38 @@ func (r *Redis) Disconnect(ctx context.Context, c Conn) (bool, error) {
 	if err := c.validate(); err != nil {
 		return false, err
 	}
-	n, err := disconnectScript.Run(ctx, r.rdb,
-		[]string{r.userKey(c.UserID), r.gwKey(c.GatewayID), r.expKey()},
-		c.UserID, c.GatewayID, c.ConnID, r.nowMS(),
-	).Int()
+	n, err := disconnectScript.Run(ctx, r.rdb, []string{r.userKey(c.UserID)}, c.GatewayID+sep+c.ConnID, r.nowMS()).Int()
 	if err != nil {
+		return false, fmt.Errorf("presence disconnect %s: %w", c.UserID, err)
+	}
+	if err := r.rdb.ZRem(ctx, r.gwKey(c.GatewayID), c.UserID+sep+c.ConnID).Err(); err != nil {
 		return false, fmt.Errorf("presence disconnect %s: %w", c.UserID, err)
 	}
 	return n == 1, nil
 }
 
-// heartbeatBatch bounds the connections one heartbeat script touches, so a big gateway
-// never blocks Redis for long.
+// heartbeatBatch bounds the connections one step of a heartbeat, prune or sweep carries
+// (one script, or one pipeline of per-user scripts), so a big gateway never blocks Redis
+// for long.
 const heartbeatBatch = 500
 
-// KEYS: gateway, exp. ARGV: gateway, now, expiry, garbage ms, prefix, then "user|conn" of
-// each held connection. Returns the users who had no live connection and got one back.
+// KEYS: user. ARGV: now, expiry, garbage ms, then "gateway|conn" members. Returns 1 when
+// the user had no live entry and got one back.
 var reassertScript = redis.NewScript(`
-local gw, now, expiry, garbage, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local livebefore, reported, online = {}, {}, {}
-for i = 6, #ARGV do
-  local m = ARGV[i]
-  local sep = string.find(m, '|', 1, true)
-  local user, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-  local ukey = prefix .. 'u:' .. user
-  if livebefore[user] == nil then
-    livebefore[user] = redis.call('ZCOUNT', ukey, '(' .. now, '+inf') > 0
-  end
-  local added = redis.call('ZADD', ukey, expiry, gw .. '|' .. conn)
-  redis.call('SADD', KEYS[1], m)
-  redis.call('ZADD', KEYS[2], expiry, user .. '|' .. gw .. '|' .. conn)
-  redis.call('PEXPIRE', ukey, garbage)
-  if added == 1 and not livebefore[user] and not reported[user] then
-    reported[user] = true
-    table.insert(online, user)
-  end
-end
-redis.call('PEXPIRE', KEYS[1], garbage)
-return online
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf') > 0
+local added = 0
+for i = 4, #ARGV do added = added + redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if added > 0 and not live then return 1 end
+return 0
 `)
 
-// KEYS: gateway, exp. ARGV: gateway, now, prefix, then "user|conn" of each connection the
-// gateway no longer holds. Each is expired now (left for the sweeper, which announces
-// who went offline); one with no entry left is simply forgotten.
+// KEYS: user. ARGV: now, then "gateway|conn" members: each live one is expired now, left
+// for the sweeper to announce.
 var expireScript = redis.NewScript(`
-local gw, now, prefix = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV do
-  local m = ARGV[i]
-  local sep = string.find(m, '|', 1, true)
-  local user, conn = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-  local ukey = prefix .. 'u:' .. user
-  local member = gw .. '|' .. conn
-  local score = redis.call('ZSCORE', ukey, member)
-  if not score then
-    redis.call('SREM', KEYS[1], m)
-    redis.call('ZREM', KEYS[2], user .. '|' .. member)
-  elseif tonumber(score) > tonumber(now) then
-    redis.call('ZADD', ukey, now, member)
-    redis.call('ZADD', KEYS[2], now, user .. '|' .. member)
-  else
-    redis.call('ZADD', KEYS[2], score, user .. '|' .. member)
-  end
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) > tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 end
 return 0
 `)
@@ -192,21 +201,28 @@ func (r *Redis) Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([
 	}
 	now := r.nowMS()
 	expiry := now + r.cfg.TTL.Milliseconds()
-	keys := []string{r.gwKey(gatewayID), r.expKey()}
+	// Registered before anything is indexed, so the sweeper always finds the index.
+	if err := r.register(ctx, gatewayID, now); err != nil {
+		return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+	}
 	members := heldMembers(held)
 	online := map[string]bool{}
-	for start := 0; start < len(members); start += heartbeatBatch {
-		chunk := members[start:min(start+heartbeatBatch, len(members))]
-		args := append([]any{gatewayID, now, expiry, r.garbageMS(), r.prefix}, toAny(chunk)...)
-		users, err := reassertScript.Run(ctx, r.rdb, keys, args...).StringSlice()
-		if err != nil && err != redis.Nil {
+	for _, chunk := range chunks(members, heartbeatBatch) {
+		if err := r.gwAdd(ctx, gatewayID, now, expiry, chunk); err != nil {
 			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
 		}
-		for _, u := range users {
-			online[u] = true
+		users, calls := r.perUserCalls(chunk, gatewayID, func(string) []any { return []any{now, expiry, r.garbageMS()} })
+		res, err := r.runEach(ctx, reassertScript, calls)
+		if err != nil {
+			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
+		}
+		for i, cmd := range res {
+			if n, _ := cmd.Int(); n == 1 {
+				online[users[i]] = true
+			}
 		}
 	}
-	recorded, err := r.rdb.SMembers(ctx, r.gwKey(gatewayID)).Result()
+	recorded, err := r.rdb.ZRange(ctx, r.gwKey(gatewayID), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
 	}
@@ -220,10 +236,9 @@ func (r *Redis) Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([
 			stale = append(stale, m)
 		}
 	}
-	for start := 0; start < len(stale); start += heartbeatBatch {
-		chunk := stale[start:min(start+heartbeatBatch, len(stale))]
-		args := append([]any{gatewayID, now, r.prefix}, toAny(chunk)...)
-		if err := expireScript.Run(ctx, r.rdb, keys, args...).Err(); err != nil && err != redis.Nil {
+	sort.Strings(stale)
+	for _, chunk := range chunks(stale, heartbeatBatch) {
+		if err := r.expireBoth(ctx, gatewayID, now, chunk); err != nil {
 			return nil, fmt.Errorf("presence heartbeat %s: %w", gatewayID, err)
 		}
 	}
@@ -235,22 +250,32 @@ func (r *Redis) Heartbeat(ctx context.Context, gatewayID string, held []Conn) ([
 	return sortedKeys(online), nil
 }
 
-// KEYS: exp. ARGV: gateway, now, prefix, then users. Each user's entries on gateway are
-// expired now: gone for Gateways at once, left for the sweeper to announce offline.
+// expireBoth expires the "user|conn" members (sorted by user) of gatewayID now: the
+// users' entries first, then the index, where the sweeper finds them.
+func (r *Redis) expireBoth(ctx context.Context, gatewayID string, now int64, members []string) error {
+	_, calls := r.perUserCalls(members, gatewayID, func(string) []any { return []any{now} })
+	if _, err := r.runEach(ctx, expireScript, calls); err != nil {
+		return err
+	}
+	// XX LT: never re-add what a disconnect or sweep removed meanwhile, never delay.
+	zs := make([]redis.Z, len(members))
+	for i, m := range members {
+		zs[i] = redis.Z{Score: float64(now), Member: m}
+	}
+	return r.rdb.ZAddArgs(ctx, r.gwKey(gatewayID), redis.ZAddArgs{XX: true, LT: true, Members: zs}).Err()
+}
+
+// KEYS: user. ARGV: now, "gateway|". Each live entry on the gateway is expired now; returns
+// the connection ids expired.
 var pruneScript = redis.NewScript(`
-local gw, now, prefix = ARGV[1], ARGV[2], ARGV[3]
-local head = gw .. '|'
-for i = 4, #ARGV do
-  local user = ARGV[i]
-  local ukey = prefix .. 'u:' .. user
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ukey, '(' .. now, '+inf')) do
-    if string.sub(m, 1, #head) == head then
-      redis.call('ZADD', ukey, now, m)
-      redis.call('ZADD', KEYS[1], now, user .. '|' .. m)
-    end
+local head, out = ARGV[2], {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  if string.sub(m, 1, #head) == head then
+    redis.call('ZADD', KEYS[1], ARGV[1], m)
+    table.insert(out, string.sub(m, #head + 1))
   end
 end
-return 0
+return out
 `)
 
 // Prune expires userIDs' connections on gatewayID now: a routed delivery to it reached
@@ -261,70 +286,88 @@ func (r *Redis) Prune(ctx context.Context, gatewayID string, userIDs []string) e
 		return err
 	}
 	now := r.nowMS()
-	for start := 0; start < len(userIDs); start += heartbeatBatch {
-		chunk := userIDs[start:min(start+heartbeatBatch, len(userIDs))]
-		args := append([]any{gatewayID, now, r.prefix}, toAny(chunk)...)
-		if err := pruneScript.Run(ctx, r.rdb, []string{r.expKey()}, args...).Err(); err != nil && err != redis.Nil {
+	for _, chunk := range chunks(userIDs, heartbeatBatch) {
+		calls := make([]scriptCall, len(chunk))
+		for i, u := range chunk {
+			calls[i] = scriptCall{keys: []string{r.userKey(u)}, args: []any{now, gatewayID + sep}}
+		}
+		res, err := r.runEach(ctx, pruneScript, calls)
+		if err != nil {
+			return fmt.Errorf("presence prune %s: %w", gatewayID, err)
+		}
+		var zs []redis.Z
+		for i, cmd := range res {
+			conns, _ := cmd.StringSlice()
+			for _, c := range conns {
+				zs = append(zs, redis.Z{Score: float64(now), Member: chunk[i] + sep + c})
+			}
+		}
+		if len(zs) == 0 {
+			continue
+		}
+		if err := r.rdb.ZAddArgs(ctx, r.gwKey(gatewayID), redis.ZAddArgs{XX: true, LT: true, Members: zs}).Err(); err != nil {
 			return fmt.Errorf("presence prune %s: %w", gatewayID, err)
 		}
 	}
 	return nil
 }
 
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-// sweepBatch bounds one script run so a mass expiry never blocks Redis for long.
+// sweepBatch bounds the expired entries taken from one gateway's index per round.
 const sweepBatch = 500
 
-// KEYS: exp. ARGV: now, prefix, limit. Returns the users who went offline.
-var sweepScript = redis.NewScript(`
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local touched, order = {}, {}
-for _, m in ipairs(dead) do
-  local a = string.find(m, '|', 1, true)
-  local b = string.find(m, '|', a + 1, true)
-  local user, gw, conn = string.sub(m, 1, a - 1), string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZREM', ARGV[2] .. 'u:' .. user, gw .. '|' .. conn)
-  redis.call('SREM', ARGV[2] .. 'g:' .. gw, user .. '|' .. conn)
-  if not touched[user] then touched[user] = true; table.insert(order, user) end
+// KEYS: user. ARGV: now, then "gateway|conn" members found expired in the indexes.
+// Returns 1 when this call removed an expired entry and none live is left: the user went
+// offline, reported by exactly one sweeper.
+var sweepUserScript = redis.NewScript(`
+local removed = 0
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= tonumber(ARGV[1]) then removed = removed + redis.call('ZREM', KEYS[1], ARGV[i]) end
 end
-local offline = {}
-for _, user in ipairs(order) do
-  if redis.call('ZCOUNT', ARGV[2] .. 'u:' .. user, '(' .. ARGV[1], '+inf') == 0 then
-    table.insert(offline, user)
-  end
+if removed > 0 and redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf') == 0 then return 1 end
+return 0
+`)
+
+// KEYS: gateway index. ARGV: now, then "user|conn" members. Removes those still expired
+// (a heartbeat may have extended one meanwhile); returns what is left in the index.
+var sweepGwScript = redis.NewScript(`
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
 end
-return {#dead, offline}
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// KEYS: gateways. ARGV: gateway, registered before (ms). Forgets a gateway with an empty
+// index unless it registered again since.
+var forgetGwScript = redis.NewScript(`
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
 `)
 
 // Sweep forgets connections whose gateway stopped heartbeating and reports the users who
-// went offline because of it, each once, sorted. Any process may run it; the script makes
+// went offline because of it, each once, sorted. Any process may run it; the scripts make
 // sure each expiry is reported by exactly one sweeper.
 func (r *Redis) Sweep(ctx context.Context) ([]Transition, error) {
 	now := r.nowMS()
+	gws, err := r.rdb.ZRangeWithScores(ctx, r.gwsKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("presence sweep: %w", err)
+	}
+	registered := make(map[string]float64, len(gws))
+	for _, z := range gws {
+		if g, ok := z.Member.(string); ok {
+			registered[g] = z.Score
+		}
+	}
 	seen := map[string]bool{}
-	for {
-		res, err := sweepScript.Run(ctx, r.rdb, []string{r.expKey()}, now, r.prefix, sweepBatch).Slice()
+	for len(registered) > 0 {
+		more, err := r.sweepRound(ctx, now, registered, seen)
 		if err != nil {
 			return nil, fmt.Errorf("presence sweep: %w", err)
 		}
-		n, _ := res[0].(int64)
-		users, _ := res[1].([]any)
-		for _, u := range users {
-			if s, ok := u.(string); ok {
-				seen[s] = true
-			}
-		}
-		if n < sweepBatch {
-			break
-		}
+		registered = more
 	}
 	out := make([]Transition, 0, len(seen))
 	for u := range seen {
@@ -332,6 +375,75 @@ func (r *Redis) Sweep(ctx context.Context) ([]Transition, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
 	return out, nil
+}
+
+// sweepRound takes up to sweepBatch expired entries from each gateway's index, removes
+// them from their users (recording in offline who went offline) and then from the index.
+// It returns the gateways that may hold more.
+func (r *Redis) sweepRound(ctx context.Context, now int64, gws map[string]float64, offline map[string]bool) (map[string]float64, error) {
+	names := make([]string, 0, len(gws))
+	for g := range gws {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	pipe := r.rdb.Pipeline()
+	found := make([]*redis.StringSliceCmd, len(names))
+	for i, g := range names {
+		found[i] = pipe.ZRangeByScore(ctx, r.gwKey(g), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now, 10), Count: sweepBatch})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	// Users first: "user" → its expired "gateway|conn" entries.
+	byUser := map[string][]any{}
+	for i, g := range names {
+		for _, m := range found[i].Val() {
+			u, c, ok := strings.Cut(m, sep)
+			if ok {
+				byUser[u] = append(byUser[u], g+sep+c)
+			}
+		}
+	}
+	users := sortedKeys(toSet(byUser))
+	for _, chunk := range chunks(users, heartbeatBatch) {
+		calls := make([]scriptCall, len(chunk))
+		for i, u := range chunk {
+			calls[i] = scriptCall{keys: []string{r.userKey(u)}, args: append([]any{now}, byUser[u]...)}
+		}
+		res, err := r.runEach(ctx, sweepUserScript, calls)
+		if err != nil {
+			return nil, err
+		}
+		for i, cmd := range res {
+			if n, _ := cmd.Int(); n == 1 {
+				offline[chunk[i]] = true
+			}
+		}
+	}
+	// Then the indexes, and the gateways left with none.
+	calls := make([]scriptCall, len(names))
+	for i, g := range names {
+		calls[i] = scriptCall{keys: []string{r.gwKey(g)}, args: append([]any{now}, toAny(found[i].Val())...)}
+	}
+	res, err := r.runEach(ctx, sweepGwScript, calls)
+	if err != nil {
+		return nil, err
+	}
+	more := map[string]float64{}
+	deadBefore := now - r.cfg.TTL.Milliseconds()
+	for i, g := range names {
+		left, _ := res[i].Int()
+		switch {
+		case len(found[i].Val()) == sweepBatch:
+			more[g] = gws[g]
+		case left == 0 && gws[g] < float64(deadBefore):
+			// No heartbeat for a TTL and nothing indexed: a gone gateway (ids are per boot).
+			if err := forgetGwScript.Run(ctx, r.rdb, []string{r.gwsKey()}, g, deadBefore).Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return more, nil
 }
 
 // Gateways returns, for each user with a live connection, the sorted gateways holding one.
@@ -348,14 +460,17 @@ func (r *Redis) Gateways(ctx context.Context, userIDs []string) (map[string][]st
 	return gatewaysOf(userIDs, cmds), nil
 }
 
-// GatewaysAlive is Gateways read together with AliveKey, in one pipeline on one
-// connection: both answers come from the same Redis incarnation, so a Redis that
-// restarted empty between "presence is complete" and "these users are offline" cannot
-// pass for the old one (a connection does not survive a restart). aliveSince is the
-// first heartbeat since Redis last lost its data, zero when none ran yet.
+// GatewaysAlive is Gateways read together with AliveKey, in one pipeline: on one Redis
+// server both answers come from the same incarnation, so a Redis that restarted empty
+// between "presence is complete" and "these users are offline" cannot pass for the old
+// one (a connection does not survive a restart). aliveSince is the first heartbeat since
+// Redis last lost its data, zero when none ran yet.
 //
-// With Redis Cluster the pipeline may span nodes; each node's answer is still of one
-// incarnation of that node, not of the node holding AliveKey.
+// On Redis Cluster the pipeline goes out as one round trip per node holding a user; each
+// node's answer is of one incarnation of that node, not of the node holding AliveKey. A
+// primary that lost its data without a replica taking over loses the presence of its
+// slots until the gateways re-assert (their routed subscriptions on that node drop,
+// which makes them heartbeat at once); deliveries meanwhile fall back to push.
 func (r *Redis) GatewaysAlive(ctx context.Context, userIDs []string) (map[string][]string, time.Time, error) {
 	now := r.nowMS()
 	pipe := r.rdb.Pipeline()
@@ -417,4 +532,103 @@ func (r *Redis) Typing(ctx context.Context, userID, roomID string) (bool, error)
 		return false, fmt.Errorf("presence typing: %w", err)
 	}
 	return n == 1, nil
+}
+
+// scriptCall is one run of a script: its keys (one slot) and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runEach runs script once per call in one pipeline (one round trip per node on a
+// cluster). A node without the script cached (first use, or after a restart or
+// failover) answers NOSCRIPT: the script is then loaded on every node and those calls
+// sent again, one by one with EVAL as a last resort.
+func (r *Redis) runEach(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	cmds := r.pipeSha(ctx, script, calls)
+	var missing []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && err != redis.Nil {
+			if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+				return nil, err
+			}
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return cmds, nil
+	}
+	if err := script.Load(ctx, r.rdb).Err(); err != nil {
+		return nil, err
+	}
+	again := make([]scriptCall, len(missing))
+	for j, i := range missing {
+		again[j] = calls[i]
+	}
+	for j, cmd := range r.pipeSha(ctx, script, again) {
+		i := missing[j]
+		cmds[i] = cmd
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			cmds[i] = script.Run(ctx, r.rdb, calls[i].keys, calls[i].args...)
+		}
+		if err := cmds[i].Err(); err != nil && err != redis.Nil {
+			return nil, err
+		}
+	}
+	return cmds, nil
+}
+
+func (r *Redis) pipeSha(ctx context.Context, script *redis.Script, calls []scriptCall) []*redis.Cmd {
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is checked by the caller
+	return cmds
+}
+
+// perUserCalls groups "user|conn" members (sorted by user) into one script call per user over
+// "gatewayID|conn" entries, each call's arguments led by head(user). It returns the
+// users in call order.
+func (r *Redis) perUserCalls(members []string, gatewayID string, head func(string) []any) ([]string, []scriptCall) {
+	var users []string
+	var calls []scriptCall
+	for _, m := range members {
+		u, c, _ := strings.Cut(m, sep)
+		if len(users) == 0 || users[len(users)-1] != u {
+			users = append(users, u)
+			calls = append(calls, scriptCall{keys: []string{r.userKey(u)}, args: head(u)})
+		}
+		last := &calls[len(calls)-1]
+		last.args = append(last.args, gatewayID+sep+c)
+	}
+	return users, calls
+}
+
+func chunks(ss []string, n int) [][]string {
+	var out [][]string
+	for start := 0; start < len(ss); start += n {
+		out = append(out, ss[start:min(start+n, len(ss))])
+	}
+	return out
+}
+
+func toSet[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

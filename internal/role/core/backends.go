@@ -14,7 +14,7 @@ import (
 // over the database, Redis (presence and routing) and the bus.
 type Backends struct {
 	App     *App
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	Bus     bus.Bus
 	BusPing func(context.Context) error
 }
@@ -25,7 +25,7 @@ func OpenBackends(ctx context.Context, cfg Config, busCfg deps.BusConfig, logger
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := deps.OpenRedis(ctx, cfg.RedisURL)
+	rdb, err := deps.OpenRedis(ctx, cfg.RedisURL, cfg.RedisCluster)
 	if err != nil {
 		app.Close()
 		return nil, err

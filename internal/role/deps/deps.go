@@ -79,23 +79,79 @@ func (c BusConfig) Open(ctx context.Context, logger *slog.Logger) (bus.Bus, func
 	return k, ping, nil
 }
 
-// OpenRedis connects to url and checks it answers.
-func OpenRedis(ctx context.Context, url string) (*redis.Client, error) {
+// OpenRedis connects to url and checks it answers. With cluster, url is a
+// comma-separated list of seed URLs of one Redis Cluster (any reachable node is enough;
+// the client learns the others from it) and the client routes each command to the node
+// owning its key's hash slot. Callers see one redis.UniversalClient either way.
+func OpenRedis(ctx context.Context, url string, cluster bool) (redis.UniversalClient, error) {
 	if url == "" {
 		return nil, errors.New("--redis-url is required")
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
+	var (
+		rdb  redis.UniversalClient
+		addr string
+	)
+	if cluster {
+		opts, err := ParseClusterURLs(url)
+		if err != nil {
+			return nil, err
+		}
+		rdb, addr = redis.NewClusterClient(opts), strings.Join(opts.Addrs, ",")
+	} else {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-url: %w", err)
+		}
+		rdb, addr = redis.NewClient(opts), opts.Addr
 	}
-	rdb := redis.NewClient(opts)
 	ping, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ping).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("redis %s: %w", addr, err)
 	}
 	return rdb, nil
+}
+
+// ParseClusterURLs turns comma-separated redis:// (or rediss://) seed URLs into cluster
+// options: the addresses of every URL, the credentials and TLS of the first. A database
+// other than 0 is refused, since Redis Cluster has only database 0.
+func ParseClusterURLs(urls string) (*redis.ClusterOptions, error) {
+	var list []string
+	for _, u := range strings.Split(urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			list = append(list, u)
+		}
+	}
+	if len(list) == 0 {
+		return nil, errors.New("--redis-url: no seed address")
+	}
+	// ParseClusterURL reads one URL (its path is ignored) and its addr= parameters.
+	first := list[0]
+	extra := make([]string, 0, len(list)-1)
+	for _, u := range list[1:] {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-url %q: %w", u, err)
+		}
+		if o.DB != 0 {
+			return nil, fmt.Errorf("--redis-url %q: Redis Cluster has only database 0", u)
+		}
+		extra = append(extra, o.Addr)
+	}
+	o, err := redis.ParseURL(first)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url %q: %w", first, err)
+	}
+	if o.DB != 0 {
+		return nil, fmt.Errorf("--redis-url %q: Redis Cluster has only database 0", first)
+	}
+	opts, err := redis.ParseClusterURL(first)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url %q: %w", first, err)
+	}
+	opts.Addrs = append(opts.Addrs, extra...)
+	return opts, nil
 }
 
 // Serve answers HTTP on addr until ctx ends, then runs beforeShutdown (for draining

@@ -152,7 +152,7 @@ func Run(ctx context.Context, env cli.Env, cfg Config, ln net.Listener) error {
 	var rts routes
 	switch cfg.Presence {
 	case PresenceRedis:
-		rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL)
+		rdb, err := deps.OpenRedis(ctx, cfg.Core.RedisURL, cfg.Core.RedisCluster)
 		if err != nil {
 			ln.Close()
 			return err

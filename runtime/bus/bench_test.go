@@ -85,24 +85,36 @@ func newBenchKafka(b *testing.B, batchTimeout time.Duration) *Kafka {
 	return k
 }
 
+// newBenchKafkaFixed is the producer before smart batching: every Publish goes straight
+// to kafka-go's writer, which holds each batch for batchTimeout unless it fills.
+func newBenchKafkaFixed(b *testing.B, batchTimeout time.Duration) *Kafka {
+	k := newBenchKafka(b, batchTimeout)
+	k.writer.BatchTimeout = batchTimeout
+	k.direct = true
+	return k
+}
+
 // BenchmarkWriterSmallSends publishes one record at a time and waits for each, as a
-// gateway does for one chat message: once with kafka-go's default BatchTimeout (1 s) and
-// once with ours, in the same operation, and prints the ratio. Each operation takes about
-// a second because of the default writer; keep -benchtime small.
+// gateway does for one chat message: through kafka-go's writer alone with its default
+// BatchTimeout (1 s) and with the 5 ms Parley used before smart batching, and through
+// the batcher (a write starts at once when none is in flight), in the same operation;
+// it prints each latency and the ratios. Each operation takes about a second because of
+// the default writer; keep -benchtime small.
 //
 //	go test -run '^$' -bench WriterSmallSends -benchtime 3x ./runtime/bus/
 func BenchmarkWriterSmallSends(b *testing.B) {
-	slow := newBenchKafka(b, time.Second)
-	fast := newBenchKafka(b, DefaultBatchTimeout)
+	slow := newBenchKafkaFixed(b, time.Second)
+	fixed := newBenchKafkaFixed(b, DefaultBatchTimeout)
+	smart := newBenchKafka(b, DefaultBatchTimeout)
 	ctx := context.Background()
 	rec := Record{Key: []byte("room-1"), Value: make([]byte, 200)}
-	// Warm both writers up: the first send also fetches metadata and dials.
-	for _, k := range []*Kafka{slow, fast} {
+	// Warm the writers up: the first send also fetches metadata and dials.
+	for _, k := range []*Kafka{slow, fixed, smart} {
 		if err := k.Publish(ctx, "bench", rec); err != nil {
 			b.Fatal(err)
 		}
 	}
-	var slowTotal, fastTotal time.Duration
+	var slowTotal, fixedTotal, smartTotal time.Duration
 	const fastSends = 20 // several fast sends per slow one, for a steadier figure
 	for b.Loop() {
 		start := time.Now()
@@ -110,17 +122,25 @@ func BenchmarkWriterSmallSends(b *testing.B) {
 			b.Fatal(err)
 		}
 		slowTotal += time.Since(start)
-		start = time.Now()
-		for range fastSends {
-			if err := fast.Publish(ctx, "bench", rec); err != nil {
-				b.Fatal(err)
+		for _, w := range []struct {
+			k     *Kafka
+			total *time.Duration
+		}{{fixed, &fixedTotal}, {smart, &smartTotal}} {
+			start = time.Now()
+			for range fastSends {
+				if err := w.k.Publish(ctx, "bench", rec); err != nil {
+					b.Fatal(err)
+				}
 			}
+			*w.total += time.Since(start)
 		}
-		fastTotal += time.Since(start)
 	}
 	slowPer := slowTotal.Seconds() * 1000 / float64(b.N)
-	fastPer := fastTotal.Seconds() * 1000 / float64(b.N*fastSends)
+	fixedPer := fixedTotal.Seconds() * 1000 / float64(b.N*fastSends)
+	smartPer := smartTotal.Seconds() * 1000 / float64(b.N*fastSends)
 	b.ReportMetric(slowPer, "ms/send@1s")
-	b.ReportMetric(fastPer, "ms/send@5ms")
-	b.ReportMetric(slowPer/fastPer, "ratio")
+	b.ReportMetric(fixedPer, "ms/send@5ms")
+	b.ReportMetric(smartPer, "ms/send@smart")
+	b.ReportMetric(slowPer/fixedPer, "1s/5ms")
+	b.ReportMetric(fixedPer/smartPer, "5ms/smart")
 }

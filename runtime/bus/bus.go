@@ -45,9 +45,13 @@ type Bus interface {
 
 // Subscription is one member of a consumer group.
 type Subscription interface {
-	// Fetch blocks until at least one message is available, then keeps gathering until it
-	// holds max messages or linger has passed since the first one. If ctx ends before any
-	// message arrives, it returns ctx.Err(). Messages come in order within a partition.
+	// Fetch blocks until at least one message is available, then returns it with what is
+	// available already, up to max: a batch is what accumulated while the caller worked
+	// on the previous one, never a wait for more (smart batching). linger bounds the
+	// gathering: an implementation whose messages arrive in bursts (Kafka's fetch
+	// responses, decoded one by one) keeps taking while they come without a pause, for
+	// at most linger after the first. If ctx ends before any message arrives, it returns
+	// ctx.Err(). Messages come in order within a partition.
 	Fetch(ctx context.Context, max int, linger time.Duration) ([]Message, error)
 	// Commit marks msgs and everything before them in their partitions as processed for
 	// the group. What is fetched and not committed is delivered again to whichever member

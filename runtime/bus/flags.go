@@ -18,7 +18,7 @@ func (c *KafkaConfig) RegisterFlags(fs *flag.FlagSet) {
 		c.Partitions = DefaultPartitions
 	}
 	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics created at start (existing topics are left alone)")
-	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", DefaultBatchTimeout, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", DefaultBatchTimeout, "longest the producer holds a batch open: an upper bound, not a wait (a batch goes as soon as the previous write completes)")
 	fs.DurationVar(&c.MaxWait, "kafka-max-wait", DefaultMaxWait, "longest broker wait of an idle fetch")
 	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", DefaultSessionTimeout, "how long the consumer group waits for a silent member (a killed process) before moving its partitions; the brokers' group.min.session.timeout.ms must allow it")
 	fs.DurationVar(&c.HeartbeatInterval, "kafka-heartbeat-interval", DefaultHeartbeatInterval, "how often a group member heartbeats; well under --kafka-session-timeout")

@@ -26,7 +26,7 @@ type Memory struct {
 	mu      sync.Mutex
 	topics  map[string]*memTopic
 	groups  map[groupTopic]*memGroup
-	changed chan struct{} // closed and replaced whenever a fetch could make progress
+	changed chan struct{} // closed and replaced on a rebalance or Close: every fetch looks again
 	closed  bool
 	nextRR  int // partition for records without a key
 }
@@ -38,6 +38,8 @@ const Retention = 256
 type memTopic struct {
 	parts  []memPartition
 	groups []*memGroup // every group of the topic, once subscribed
+	// changed is closed and replaced when records arrive: only the topic's fetches wake.
+	changed chan struct{}
 }
 
 // memPartition is a log whose first kept record has offset base.
@@ -91,16 +93,22 @@ func NewMemory(partitions int) (*Memory, error) {
 func (m *Memory) topicLocked(name string) *memTopic {
 	t, ok := m.topics[name]
 	if !ok {
-		t = &memTopic{parts: make([]memPartition, m.partitions)}
+		t = &memTopic{parts: make([]memPartition, m.partitions), changed: make(chan struct{})}
 		m.topics[name] = t
 	}
 	return t
 }
 
-// wakeLocked tells waiting fetches to look again. m.mu must be held.
+// wakeLocked tells every waiting fetch to look again. m.mu must be held.
 func (m *Memory) wakeLocked() {
 	close(m.changed)
 	m.changed = make(chan struct{})
+}
+
+// wakeTopicLocked tells the fetches of t to look again. m.mu must be held.
+func wakeTopicLocked(t *memTopic) {
+	close(t.changed)
+	t.changed = make(chan struct{})
 }
 
 // partitionFor hashes the key like a hash balancer would, so that a key keeps its partition.
@@ -145,7 +153,7 @@ func (m *Memory) Publish(ctx context.Context, topic string, recs ...Record) erro
 			m.trimLocked(t, p)
 		}
 	}
-	m.wakeLocked()
+	wakeTopicLocked(t)
 	return nil
 }
 
@@ -216,46 +224,30 @@ type memSubscription struct {
 	start    int // partition to read first next time, so no partition starves
 }
 
-// Fetch implements Subscription.
-func (s *memSubscription) Fetch(ctx context.Context, max int, linger time.Duration) ([]Message, error) {
+// Fetch implements Subscription. It returns as soon as anything is there, with everything
+// that is there (up to max): publishers are in process and synchronous, so waiting for
+// more would only add latency, and whatever arrives while the caller works on this batch
+// is the next one. linger is not waited for.
+func (s *memSubscription) Fetch(ctx context.Context, max int, _ time.Duration) ([]Message, error) {
 	if max < 1 {
 		return nil, fmt.Errorf("%w: fetch max must be positive, got %d", ErrInvalidConfig, max)
 	}
-	var (
-		out      []Message
-		deadline <-chan time.Time
-	)
 	for {
 		s.bus.mu.Lock()
 		if s.closed || s.bus.closed {
 			s.bus.mu.Unlock()
 			return nil, ErrClosed
 		}
-		out = s.takeLocked(out, max)
-		wait := s.bus.changed
+		out := s.takeLocked(nil, max)
+		wait, arrived := s.bus.changed, s.group.topic.changed
 		s.bus.mu.Unlock()
-
-		if len(out) >= max {
+		if len(out) > 0 {
 			return out, nil
-		}
-		if len(out) > 0 && deadline == nil {
-			if linger <= 0 {
-				return out, nil
-			}
-			timer := time.NewTimer(linger)
-			defer timer.Stop()
-			deadline = timer.C
 		}
 		select {
 		case <-wait:
-		case <-deadline:
-			return out, nil
+		case <-arrived:
 		case <-ctx.Done():
-			if len(out) > 0 {
-				// Hand over what we took: leaving it fetched-but-unreturned would skip it
-				// until the next rebalance.
-				return out, nil
-			}
 			return nil, ctx.Err()
 		}
 	}

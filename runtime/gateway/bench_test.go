@@ -108,6 +108,17 @@ func BenchmarkFanOut(b *testing.B) {
 		var got sync.WaitGroup
 		conns := members(b, "ws"+strings.TrimPrefix(ts.URL, "http"), roomSize, func(i int) string { return users[i] }, &got)
 		defer closeAll(conns)
+		// The server registers each connection after the client's dial returns: a
+		// broadcast before the last one would never be received whole.
+		for {
+			srv.mu.Lock()
+			n := len(srv.conns)
+			srv.mu.Unlock()
+			if n >= roomSize {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		msg := []byte(`{"type":"message","room":"big","message_id":"m","seq":1,"sender":"u0","body":"` + strings.Repeat("x", 100) + `"}`)
 		b.ResetTimer()
 		for range b.N {

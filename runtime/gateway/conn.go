@@ -50,6 +50,9 @@ type conn struct {
 	// wmu is held by whoever writes to the socket: the writer goroutine, or the replay
 	// goroutine, which writes its frames itself, at the pace the client reads.
 	wmu sync.Mutex
+	// writeDeadline is the socket's write deadline as last set by writeFrames (unix ns,
+	// under wmu): it is moved only once half of WriteTimeout has passed, not per write.
+	writeDeadline int64
 
 	quit     chan struct{} // closed when the connection is finished
 	quitOnce sync.Once
@@ -268,6 +271,7 @@ func (c *conn) enqueueEncoded(f *outbound) {
 func (c *conn) startWriterLocked() {
 	if !c.writing && !c.ended() {
 		c.writing = true
+		c.g.writers.Add(1)
 		go c.writeLoop()
 	}
 }
@@ -345,13 +349,22 @@ func (c *conn) writeFrames(frames []*outbound) error {
 		return nil
 	}
 	nc := c.ws.NetConn()
+	c.refreshWriteDeadline(nc)
+	if len(frames) == 1 {
+		// The usual case at low rate: one frame, one plain write (no vector to build).
+		if _, err := nc.Write(frames[0].wire); err != nil {
+			return err
+		}
+		c.wrote(frames[0])
+		return nil
+	}
 	for len(frames) > 0 {
 		n := min(len(frames), maxWriteBatch)
 		bufs := make(net.Buffers, n)
 		for i, f := range frames[:n] {
 			bufs[i] = f.wire
 		}
-		_ = nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		c.refreshWriteDeadline(nc)
 		if _, err := bufs.WriteTo(nc); err != nil {
 			return err
 		}
@@ -361,6 +374,22 @@ func (c *conn) writeFrames(frames []*outbound) error {
 		frames = frames[n:]
 	}
 	return nil
+}
+
+// refreshWriteDeadline gives the next write at least half of WriteTimeout: the deadline
+// is moved to a whole WriteTimeout ahead once half of it has passed, so a steady stream
+// of writes does not reset the runtime's timer for every one (a client that stops
+// reading is still dropped between WriteTimeout/2 and WriteTimeout after its buffers
+// fill). Gorilla's control frames set their own deadline, never an earlier one. wmu is
+// held.
+func (c *conn) refreshWriteDeadline(nc net.Conn) {
+	now := time.Now()
+	if c.writeDeadline-now.UnixNano() > int64(c.g.cfg.WriteTimeout/2) {
+		return
+	}
+	d := now.Add(c.g.cfg.WriteTimeout)
+	_ = nc.SetWriteDeadline(d)
+	c.writeDeadline = d.UnixNano()
 }
 
 // writeOne is the path before write coalescing (one gorilla WriteMessage per frame), kept
@@ -386,6 +415,7 @@ func (c *conn) wrote(f *outbound) {
 // ends when nothing is left: under load one system call carries many frames, so the cost
 // per delivery falls as the rate rises, and an idle connection keeps no writer.
 func (c *conn) writeLoop() {
+	defer c.g.writers.Add(-1)
 	var batch []*outbound
 	for {
 		c.qmu.Lock()

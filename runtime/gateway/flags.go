@@ -13,7 +13,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Burst, "frame-burst", c.Burst, "frames a user may send at once above --frames-per-second")
 	fs.IntVar(&c.MessageBurst, "message-burst", c.MessageBurst, "send frames a user may send at once above --messages-per-second (0: twice the rate)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "how often the server pings each connection; silent for twice as long closes it")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "longest write to one socket before the client is dropped as slow")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long writes to one socket may stay blocked before the client is dropped as slow (the deadline is renewed once half of it has passed, so a write gets between half of it and all of it)")
 	fs.IntVar(&c.SocketSendBuffer, "socket-send-buffer", c.SocketSendBuffer, "kernel send buffer per connection, in bytes")
 	fs.IntVar(&c.ReadBufferBytes, "read-buffer-bytes", c.ReadBufferBytes, "read buffer per connection, in bytes (held for the connection's life)")
 	fs.IntVar(&c.ResumeLimit, "resume-limit", c.ResumeLimit, "messages (and room events) replayed per room on resume")

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"sync"
 )
 
@@ -11,14 +12,17 @@ type hub struct {
 }
 
 type hubShard struct {
-	mu    sync.RWMutex
-	users map[string]map[*conn]struct{}
+	mu sync.RWMutex
+	// users holds each user's connections in a slice: a user has one or a few, and a
+	// delivery walks them for every recipient (a slice walk is cheaper than a map's, and
+	// an idle user costs a slice header rather than a map).
+	users map[string][]*conn
 }
 
 func newHub(n int) *hub {
 	h := &hub{shards: make([]hubShard, n)}
 	for i := range h.shards {
-		h.shards[i].users = map[string]map[*conn]struct{}{}
+		h.shards[i].users = map[string][]*conn{}
 	}
 	return h
 }
@@ -37,20 +41,22 @@ func (h *hub) add(c *conn) {
 	s := h.shard(c.user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.users[c.user] == nil {
-		s.users[c.user] = map[*conn]struct{}{}
+	if slices.Contains(s.users[c.user], c) {
+		return
 	}
-	s.users[c.user][c] = struct{}{}
+	s.users[c.user] = append(s.users[c.user], c)
 }
 
 func (h *hub) remove(c *conn) {
 	s := h.shard(c.user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.users[c.user], c)
-	if len(s.users[c.user]) == 0 {
+	cs := slices.DeleteFunc(s.users[c.user], func(o *conn) bool { return o == c })
+	if len(cs) == 0 {
 		delete(s.users, c.user)
+		return
 	}
+	s.users[c.user] = cs
 }
 
 // conns returns a snapshot, so that delivery never holds a shard lock while enqueueing.
@@ -58,11 +64,7 @@ func (h *hub) conns(user string) []*conn {
 	s := h.shard(user)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]*conn, 0, len(s.users[user]))
-	for c := range s.users[user] {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(s.users[user])
 }
 
 // each calls fn for every connection of user, under the shard's read lock: fn must not
@@ -71,7 +73,7 @@ func (h *hub) each(user string, fn func(*conn)) {
 	s := h.shard(user)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for c := range s.users[user] {
+	for _, c := range s.users[user] {
 		fn(c)
 	}
 }
@@ -84,9 +86,7 @@ func (h *hub) appendAll(out []*conn) []*conn {
 		s := &h.shards[i]
 		s.mu.RLock()
 		for _, cs := range s.users {
-			for c := range cs {
-				out = append(out, c)
-			}
+			out = append(out, cs...)
 		}
 		s.mu.RUnlock()
 	}

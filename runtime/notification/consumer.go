@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,12 +30,19 @@ func Topics() []string {
 	return []string{protocol.TopicMessageDelivered, protocol.TopicMessageRejected, protocol.TopicReceiptUpdated, protocol.TopicMessageUpdated}
 }
 
-// fetchMax and fetchLinger keep fan-out latency low: a batch is whatever arrived within
-// a couple of milliseconds.
+// fetchMax and fetchLinger bound a batch. Batching is smart: a batch is what arrived while
+// the previous one was fanned out (a lone event goes at once), and fetchLinger is only
+// the upper bound of a Kafka fetch's gathering while a burst keeps arriving.
 const (
 	fetchMax    = 256
 	fetchLinger = 2 * time.Millisecond
 )
+
+// Members is how many members of each notification group a process runs: each works its
+// share of the topic's partitions at once, and a room's events, which share a
+// partition, stay in order. One core's worth of fan-out per member; at least 2, so a
+// fan-out waiting on Redis or the database does not hold back the other partitions.
+func Members() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
 
 // Consumer retry: an event whose fan-out failed for a dependency (Redis, the database)
 // is tried again, backing off from retryMin to retryMax, and never committed before it
@@ -62,28 +70,41 @@ type Subscriber interface {
 // is committed only once fanned out (or found undeliverable); a redelivered one (same
 // event id) is skipped.
 func (n *Notifier) Run(ctx context.Context, b Subscriber) error {
-	var subs []bus.Subscription
+	type member struct {
+		topic, name string // name tells members apart in readiness
+		sub         bus.Subscription
+	}
+	var members []member
 	for _, topic := range Topics() {
-		s, err := b.Subscribe(ctx, GroupOf(topic), topic)
-		if err != nil {
-			for _, s := range subs {
-				s.Close()
-			}
-			return fmt.Errorf("subscribe %s: %w", topic, err)
+		count := 1
+		if topic == protocol.TopicMessageDelivered {
+			count = n.members // the one topic with a fan-out per event to whole rooms
 		}
-		subs = append(subs, s)
+		for i := range count {
+			s, err := b.Subscribe(ctx, GroupOf(topic), topic)
+			if err != nil {
+				for _, m := range members {
+					m.sub.Close()
+				}
+				return fmt.Errorf("subscribe %s: %w", topic, err)
+			}
+			name := topic
+			if i > 0 {
+				name = fmt.Sprintf("%s#%d", topic, i)
+			}
+			members = append(members, member{topic: topic, name: name, sub: s})
+		}
 	}
 	n.running.Store(true)
 	defer n.running.Store(false)
 	var wg sync.WaitGroup
-	errs := make([]error, len(subs))
-	topics := Topics()
-	for i, s := range subs {
+	errs := make([]error, len(members))
+	for i, m := range members {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.Close()
-			errs[i] = n.consume(ctx, topics[i], s)
+			defer m.sub.Close()
+			errs[i] = n.consume(ctx, m.topic, m.name, m.sub)
 		}()
 	}
 	wg.Wait()
@@ -106,7 +127,7 @@ func (n *Notifier) Ready() error {
 	return n.health.check()
 }
 
-func (n *Notifier) consume(ctx context.Context, topic string, s bus.Subscription) error {
+func (n *Notifier) consume(ctx context.Context, topic, member string, s bus.Subscription) error {
 	for {
 		msgs, err := s.Fetch(ctx, fetchMax, fetchLinger)
 		if err != nil {
@@ -122,7 +143,7 @@ func (n *Notifier) consume(ctx context.Context, topic string, s bus.Subscription
 			}
 			continue
 		}
-		n.lag.Set(float64(n.health.fetched(topic, msgs)))
+		n.lag.Set(float64(n.health.fetched(member, msgs)))
 		for _, m := range msgs {
 			if !n.handle(ctx, m) {
 				return nil // ctx ended: nothing more is committed
@@ -133,7 +154,7 @@ func (n *Notifier) consume(ctx context.Context, topic string, s bus.Subscription
 			n.failed.WithLabelValues("commit").Inc()
 			n.log.Warn("commit failed", "topic", topic, "err", err)
 		}
-		n.health.committed(topic)
+		n.health.committed(member)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -18,10 +19,12 @@ import (
 const RouteChunk = 256
 
 // fanState is the progress of delivering one frame to some users, kept across retries
-// so that a retry only redoes what failed.
+// so that a retry only redoes what failed. The per-user maps are filled only for users a
+// round left unsettled (some gateway of theirs failed), so that the usual fan-out, where
+// every route succeeds at once, costs no map entry per recipient beyond settled.
 type fanState struct {
-	routed  map[string]bool // gateway+"\x00"+user: that gateway has it
-	reached map[string]bool // users that at least one gateway accepted
+	routed  map[string]bool // gateway+"\x00"+user: that gateway has it (unsettled users only)
+	reached map[string]bool // unsettled users that at least one gateway accepted
 	settled map[string]bool // users done: every gateway of theirs handled, or offline
 	offline []string        // settled users with no live connection, in settling order
 }
@@ -37,27 +40,45 @@ type eventState struct {
 }
 
 func (st *fanState) settle(u string, offline bool) {
-	if st.settled == nil {
-		st.settled = map[string]bool{}
-	}
 	st.settled[u] = true
 	if offline {
 		st.offline = append(st.offline, u)
 	}
 }
 
+// Outcome of one gateway for one user in a round, when it was not a plain success.
+const (
+	routeFailed     = 1 // retry it
+	routeNoReceiver = 2 // nobody listens there: handled, not reached
+)
+
 // deliver routes frame to every gateway holding one of users that does not have it yet,
 // each gateway (and each RouteChunk of its users) on its own. A gateway that no
 // subscriber listens for, while presence still reads complete, is pruned from those
 // users' presence and counts as not reaching them: a user no gateway reached is offline
-// (pushed). The error joins the
-// failures; what succeeded is remembered in st.
+// (pushed). The error joins the failures; what succeeded is remembered in st.
 func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, frame protocol.ServerFrame) error {
+	if st.settled == nil {
+		st.settled = make(map[string]bool, len(users))
+	}
 	pending := make([]string, 0, len(users))
+	var dup map[string]struct{} // a room's members come unique; this guards other callers
+	if len(users) > 16 {
+		dup = make(map[string]struct{}, len(users))
+	}
 	for _, u := range users {
-		if !st.settled[u] && !contains(pending, u) {
-			pending = append(pending, u)
+		if st.settled[u] {
+			continue
 		}
+		if dup != nil {
+			if _, ok := dup[u]; ok {
+				continue
+			}
+			dup[u] = struct{}{}
+		} else if slices.Contains(pending, u) {
+			continue
+		}
+		pending = append(pending, u)
 	}
 	if len(pending) == 0 {
 		return nil
@@ -67,9 +88,6 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 		n.failed.WithLabelValues("locate").Inc()
 		return fmt.Errorf("locate recipients: %w", err)
 	}
-	if st.routed == nil {
-		st.routed, st.reached = map[string]bool{}, map[string]bool{}
-	}
 	byGateway := map[string][]string{}
 	for _, u := range pending {
 		if len(gws[u]) == 0 {
@@ -77,7 +95,7 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 			continue
 		}
 		for _, gw := range gws[u] {
-			if !st.routed[gw+"\x00"+u] {
+			if st.routed == nil || !st.routed[gw+"\x00"+u] {
 				byGateway[gw] = append(byGateway[gw], u)
 			}
 		}
@@ -87,7 +105,18 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 		gateways = append(gateways, gw)
 	}
 	sort.Strings(gateways)
-	var errs []error
+	var (
+		errs []error
+		bad  map[string]uint8 // gateway+"\x00"+user → routeFailed or routeNoReceiver
+	)
+	mark := func(gw string, chunk []string, outcome uint8) {
+		if bad == nil {
+			bad = map[string]uint8{}
+		}
+		for _, u := range chunk {
+			bad[gw+"\x00"+u] = outcome
+		}
+	}
 	for _, gw := range gateways {
 		all := byGateway[gw]
 		for start := 0; start < len(all); start += RouteChunk {
@@ -96,10 +125,6 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 			switch {
 			case err == nil:
 				n.routed.Inc()
-				for _, u := range chunk {
-					st.routed[gw+"\x00"+u] = true
-					st.reached[u] = true
-				}
 			case errors.Is(err, ErrNoReceiver):
 				n.failed.WithLabelValues("no_receiver").Inc()
 				// Redis may have restarted empty between locating and publishing: then
@@ -107,15 +132,15 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 				// presence that still reads complete makes the gateway dead.
 				if _, cerr := n.locator.Gateways(ctx, chunk); cerr != nil {
 					errs = append(errs, fmt.Errorf("gateway %s had no subscriber, presence cannot confirm it is gone: %w", gw, cerr))
+					mark(gw, chunk, routeFailed)
 					continue
 				}
 				n.prune(ctx, gw, chunk)
-				for _, u := range chunk {
-					st.routed[gw+"\x00"+u] = true // handled: nobody there to retry for
-				}
+				mark(gw, chunk, routeNoReceiver) // handled: nobody there to retry for
 			default:
 				n.failed.WithLabelValues("route").Inc()
 				errs = append(errs, err)
+				mark(gw, chunk, routeFailed)
 			}
 		}
 	}
@@ -123,24 +148,41 @@ func (n *Notifier) deliver(ctx context.Context, st *fanState, users []string, fr
 		if st.settled[u] || len(gws[u]) == 0 {
 			continue
 		}
-		done := true
+		done, reached := true, st.reached[u]
+		var handled []string // gateways of u handled this round, kept only if u is not done
 		for _, gw := range gws[u] {
-			done = done && st.routed[gw+"\x00"+u]
+			if st.routed != nil && st.routed[gw+"\x00"+u] {
+				continue // an earlier round
+			}
+			outcome := uint8(0)
+			if bad != nil {
+				outcome = bad[gw+"\x00"+u]
+			}
+			switch outcome {
+			case 0:
+				reached = true
+				handled = append(handled, gw)
+			case routeNoReceiver:
+				handled = append(handled, gw)
+			default:
+				done = false
+			}
 		}
 		if done {
-			st.settle(u, !st.reached[u])
+			st.settle(u, !reached)
+			continue
+		}
+		if st.routed == nil {
+			st.routed, st.reached = map[string]bool{}, map[string]bool{}
+		}
+		for _, gw := range handled {
+			st.routed[gw+"\x00"+u] = true
+		}
+		if reached {
+			st.reached[u] = true
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // prune forgets gw's presence entries of users, when the locator can.

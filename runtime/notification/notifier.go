@@ -75,6 +75,7 @@ type Notifier struct {
 
 	running atomic.Bool
 	health  consumerHealth
+	members int // of the chat.message_delivered group (WithMembers)
 
 	// announced remembers the server ids of the messages this notifier fanned out, so a
 	// message announced again is acked to its sender only; events remembers the ids of
@@ -94,6 +95,10 @@ type Option func(*Notifier)
 // WithMarks shares the memory of fanned-out events through m (Redis in production).
 func WithMarks(m Marks) Option { return func(n *Notifier) { n.marks = m } }
 
+// WithMembers sets how many members of chat.message_delivered's group Run starts
+// (default Members()).
+func WithMembers(count int) Option { return func(n *Notifier) { n.members = max(1, count) } }
+
 // WithRetry replaces DefaultRetry.
 func WithRetry(r Retry) Option { return func(n *Notifier) { n.retry = r.withDefaults() } }
 
@@ -105,6 +110,7 @@ func New(rooms Rooms, locator Locator, router Router, pusher Pusher, log *slog.L
 	n := &Notifier{
 		rooms: rooms, locator: locator, router: router, pusher: pusher, log: log,
 		retry:     DefaultRetry(),
+		members:   Members(),
 		announced: newIDMemory(announcedMemory),
 		events:    newIDMemory(announcedMemory),
 		routed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_notification_deliveries_total", Help: "Deliveries routed to gateways (one per gateway and recipient chunk per event)."}),

@@ -27,7 +27,8 @@ func BenchmarkPipeline(b *testing.B) {
 			for r := range rooms {
 				chat.addMembers(b, fmt.Sprintf("room-%d", r), "ann")
 			}
-			cfg := testConfig(prometheus.NewRegistry())
+			reg := prometheus.NewRegistry()
+			cfg := testConfig(reg)
 			cfg.MaxBatch = size
 			p, err := New(k, chat, nil, cfg)
 			if err != nil {
@@ -86,6 +87,9 @@ func BenchmarkPipeline(b *testing.B) {
 			rate := float64(b.N*n) / b.Elapsed().Seconds()
 			rates[size] = rate
 			b.ReportMetric(rate, "msgs/s")
+			if batches := metric(b, reg, "parley_pipeline_batches_total", "consumer", "messages"); batches > 0 {
+				b.ReportMetric(float64(b.N*n+1)/batches, "events/batch")
+			}
 			if base := rates[1]; size != 1 && base > 0 {
 				b.ReportMetric(rate/base, "x_vs_batch=1")
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,16 +39,25 @@ type consumer struct {
 
 	running  atomic.Bool
 	lastPoll atomic.Int64 // unix nanoseconds
-	lag      map[int]int64
+	lag      *lagTracker  // shared by the members of one group in this process
 }
 
-func newConsumer(name, group, topic string, b Bus, cfg Config, m *metrics, prepare func([]bus.Message) batch) *consumer {
+func newConsumer(name, group, topic string, b Bus, cfg Config, m *metrics, lag *lagTracker, prepare func([]bus.Message) batch) *consumer {
 	return &consumer{
 		name: name, group: group, topic: topic, bus: b, cfg: cfg, metrics: m, prepare: prepare,
 		log: cfg.Logger.With("consumer", name, "group", group, "topic", topic),
-		lag: map[int]int64{},
+		lag: lag,
 	}
 }
+
+// lagTracker keeps, per partition, how far behind the end the last message handled was,
+// over every member of a group in this process.
+type lagTracker struct {
+	mu  sync.Mutex
+	lag map[int]int64
+}
+
+func newLagTracker() *lagTracker { return &lagTracker{lag: map[int]int64{}} }
 
 func (c *consumer) ready() error {
 	if !c.running.Load() {
@@ -59,14 +69,18 @@ func (c *consumer) ready() error {
 	return nil
 }
 
-func (c *consumer) run(ctx context.Context) error {
+// subscribe joins the consumer's group. Run subscribes every member before any fetches,
+// so that members of one process joining one after the other do not rewind each other
+// (a join is a rebalance: what a member fetched and did not commit comes again).
+func (c *consumer) subscribe(ctx context.Context) (bus.Subscription, error) {
 	sub, err := c.bus.Subscribe(ctx, c.group, c.topic)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("%s: subscribe: %w", c.name, err)
+		return nil, fmt.Errorf("%s: subscribe: %w", c.name, err)
 	}
+	return sub, nil
+}
+
+func (c *consumer) run(ctx context.Context, sub bus.Subscription) error {
 	defer sub.Close()
 	c.lastPoll.Store(time.Now().UnixNano())
 	c.running.Store(true)
@@ -148,6 +162,9 @@ func (c *consumer) handle(ctx context.Context, sub bus.Subscription, msgs []bus.
 			return ctx.Err()
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err // stopping: the batch is not committed and comes again
+	}
 	// A commit can wait for a rebalance to finish; bounding it keeps the consumer moving
 	// (an offset left uncommitted only means a harmless replay).
 	commitCtx, cancel := context.WithTimeout(ctx, commitTimeout)
@@ -190,13 +207,15 @@ func (c *consumer) publish(ctx context.Context, out []published) error {
 
 // observeLag keeps, per partition, how far behind the end the last message was.
 func (c *consumer) observeLag(msgs []bus.Message) {
+	c.lag.mu.Lock()
+	defer c.lag.mu.Unlock()
 	for _, m := range msgs {
 		if m.HighWaterMark > 0 {
-			c.lag[m.Partition] = max(0, m.HighWaterMark-m.Offset-1)
+			c.lag.lag[m.Partition] = max(0, m.HighWaterMark-m.Offset-1)
 		}
 	}
 	var total int64
-	for _, l := range c.lag {
+	for _, l := range c.lag.lag {
 		total += l
 	}
 	c.metrics.lag.WithLabelValues(c.name).Set(float64(total))

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/parleychat/parley/runtime/bus"
@@ -72,10 +73,21 @@ type Config struct {
 	// ReceiptGroup is the consumer group of chat.receipt (default "core-receipts"). It is
 	// a group of its own so that a rebalance of one consumer never pauses the other.
 	ReceiptGroup string
-	// MaxBatch flushes a batch at this many events (default 256).
+	// MaxBatch bounds a batch (default 256).
 	MaxBatch int
-	// Linger flushes a batch this long after its first event (default 5 ms).
+	// Linger bounds how long a batch may keep gathering events after its first (default
+	// 5 ms). It is an upper bound, not a wait: batching is smart, a batch is what
+	// accumulated on the bus while the previous one was in the database, so a lone event
+	// goes at once and a burst goes in few transactions. Only a bus whose events arrive
+	// in bursts (Kafka's fetch responses) gathers, and only while they keep coming.
 	Linger time.Duration
+	// Consumers is how many members of the message group this process runs (default:
+	// DefaultConsumers). Each takes its share of chat.message_sent's partitions and
+	// commits its own batches, so one process works several partitions at once (a slow
+	// batch of one room holds back only its partitions) and a room's messages, which
+	// share a partition, stay in order. Members beyond the partitions of all processes
+	// together sit idle.
+	Consumers int
 	// PollTimeout bounds one wait for events, so that an idle consumer still shows it is
 	// alive (default 1 s).
 	PollTimeout time.Duration
@@ -110,6 +122,11 @@ const (
 	DefaultStaleAfter   = 15 * time.Second
 )
 
+// DefaultConsumers is Config.Consumers's default: one member per core the process may
+// use, at least 2 (a database round trip leaves the core idle) and at most 8 (each
+// holds a database connection per batch; core's pool is 16).
+func DefaultConsumers() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
+
 func (c Config) withDefaults() Config {
 	str := func(s *string, v string) {
 		if *s == "" {
@@ -125,6 +142,9 @@ func (c Config) withDefaults() Config {
 	str(&c.ReceiptGroup, DefaultReceiptGroup)
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Consumers == 0 {
+		c.Consumers = DefaultConsumers()
 	}
 	dur(&c.Linger, DefaultLinger)
 	dur(&c.PollTimeout, DefaultPollTimeout)
@@ -165,7 +185,7 @@ func New(b Bus, acceptor MessageAcceptor, advancer ReceiptAdvancer, cfg Config) 
 		return nil, fmt.Errorf("%w: a bus and a message acceptor are required", ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults()
-	if cfg.MaxBatch < 1 || cfg.Linger < 0 || cfg.RetryMin <= 0 || cfg.RetryMax < cfg.RetryMin || cfg.StaleAfter <= cfg.PollTimeout ||
+	if cfg.MaxBatch < 1 || cfg.Linger < 0 || cfg.Consumers < 1 || cfg.RetryMin <= 0 || cfg.RetryMax < cfg.RetryMin || cfg.StaleAfter <= cfg.PollTimeout ||
 		cfg.RelayBatch < 1 || cfg.RelayPoll <= 0 {
 		return nil, fmt.Errorf("%w: max batch %d, linger %v, retry %v..%v, stale after %v (must exceed poll timeout %v)",
 			ErrInvalidConfig, cfg.MaxBatch, cfg.Linger, cfg.RetryMin, cfg.RetryMax, cfg.StaleAfter, cfg.PollTimeout)
@@ -179,10 +199,13 @@ func New(b Bus, acceptor MessageAcceptor, advancer ReceiptAdvancer, cfg Config) 
 		p.relay = newRelay(cfg.Outbox, b, cfg, m)
 	}
 	relayed := cfg.Outbox != nil
-	p.consumers = append(p.consumers, newConsumer("messages", cfg.MessageGroup, protocol.TopicMessageSent, b, cfg, m,
-		func(msgs []bus.Message) batch { return prepareMessages(msgs, acceptor, relayed, cfg.Logger, m) }))
+	messagesLag := newLagTracker()
+	for range cfg.Consumers {
+		p.consumers = append(p.consumers, newConsumer("messages", cfg.MessageGroup, protocol.TopicMessageSent, b, cfg, m, messagesLag,
+			func(msgs []bus.Message) batch { return prepareMessages(msgs, acceptor, relayed, cfg.Logger, m) }))
+	}
 	if advancer != nil {
-		p.consumers = append(p.consumers, newConsumer("receipts", cfg.ReceiptGroup, protocol.TopicReceipt, b, cfg, m,
+		p.consumers = append(p.consumers, newConsumer("receipts", cfg.ReceiptGroup, protocol.TopicReceipt, b, cfg, m, newLagTracker(),
 			func(msgs []bus.Message) batch { return prepareReceipts(msgs, advancer, cfg.Logger, m) }))
 	}
 	return p, nil
@@ -198,10 +221,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer func() { <-relayDone }()
 		defer cancel() // runs first: stop the relay, then wait for it
 	}
+	subs := make([]bus.Subscription, len(p.consumers))
+	for i, c := range p.consumers {
+		sub, err := c.subscribe(ctx)
+		if err != nil {
+			for _, s := range subs[:i] {
+				_ = s.Close()
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		subs[i] = sub
+	}
 	errs := make(chan error, len(p.consumers))
-	for _, c := range p.consumers {
+	for i, c := range p.consumers {
 		go func() {
-			err := c.run(ctx)
+			err := c.run(ctx, subs[i])
 			if err != nil {
 				cancel() // one consumer down takes the role down, so that it restarts whole
 			}

@@ -65,9 +65,12 @@ var buses = []struct {
 	{"kafka", kafkaBus},
 }
 
+// testConfig runs one member of the message group: the tests that check exact event
+// sequences cannot allow a second Kafka member's join, a rebalance whose replays (at
+// least once) would repeat events. TestPartitionsRunInParallel covers several members.
 func testConfig(reg *prometheus.Registry) Config {
 	return Config{MaxBatch: 64, Linger: 2 * time.Millisecond, PollTimeout: 200 * time.Millisecond,
-		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registerer: reg}
+		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registerer: reg, Consumers: 1}
 }
 
 // running starts p and returns a function that stops it and reports Run's result.
@@ -193,7 +196,7 @@ func rejected(t *testing.T, evs []protocol.Payload) []*protocol.MessageRejected 
 }
 
 // metric reads one sample from reg; labels select among a vector's children.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -739,4 +742,157 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff(%d) = %v, want %v", tt.attempt, got, tt.want)
 		}
 	}
+}
+
+// gateAcceptor holds every batch that carries a message of room until released, like a
+// transaction waiting on a lock of that room.
+type gateAcceptor struct {
+	MessageAcceptor
+	room    string
+	armed   atomic.Bool
+	once    sync.Once
+	held    chan struct{} // closed when a batch of room is first held
+	release chan struct{}
+}
+
+func (g *gateAcceptor) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]Outcome, error) {
+	if g.armed.Load() && slices.ContainsFunc(in, func(m protocol.MessageSent) bool { return m.RoomID == g.room }) {
+		g.once.Do(func() { close(g.held) })
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.MessageAcceptor.AcceptMessages(ctx, in)
+}
+
+// Several members of the message group in one process work their partitions at once: a
+// batch held in the database (one room's lock) stops only its own partitions, the other
+// rooms' messages keep being stored and announced, and every room stays in order and
+// gap-free. With one member (the consumer before --pipeline-consumers) nothing moves
+// until the held batch is released.
+func TestPartitionsRunInParallel(t *testing.T) {
+	for _, bb := range buses {
+		t.Run(bb.name, func(t *testing.T) {
+			b := bb.make(t, 4)
+			chat := newPGChat(t)
+			const rooms = 16
+			room := func(i int) string { return fmt.Sprintf("room-%02d", i) }
+			for i := range rooms {
+				chat.addMembers(t, room(i), "ann")
+			}
+			chat.addMembers(t, "slow", "ann")
+			gate := &gateAcceptor{MessageAcceptor: chat, room: "slow", held: make(chan struct{}), release: make(chan struct{})}
+			cfg := testConfig(prometheus.NewRegistry())
+			cfg.Consumers = 2
+			watched := &watchBus{testBus: b}
+			p, err := New(watched, gate, nil, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := observe(t, b, protocol.TopicMessageDelivered)
+			running(t, p)
+
+			// Warm up until the group is settled, both members holding partitions (a
+			// Kafka member that joins later rebalances the group): rounds of one message
+			// per room until both members fetched some, then every one delivered. A
+			// rebalance replays (at least once), so a warm-up message may come twice.
+			want := map[string]bool{}
+			for round := 0; watched.membersFed() < 2; round++ {
+				if round == 100 {
+					t.Fatal("one member never got a partition")
+				}
+				for i := range rooms + 1 {
+					r := "slow"
+					if i < rooms {
+						r = room(i)
+					}
+					id := fmt.Sprintf("%s-warm-%d", r, round)
+					want[id] = true
+					send(t, b, msg(r, "ann", id, "x"))
+				}
+			}
+			for len(want) > 0 {
+				delete(want, delivered(t, out.next(1))[0].ClientID)
+			}
+
+			gate.armed.Store(true)
+			send(t, b, msg("slow", "ann", "slow-1", "x"))
+			select {
+			case <-gate.held:
+			case <-time.After(waitFor):
+				t.Fatal("the slow room's batch never reached the database")
+			}
+			for i := range rooms {
+				send(t, b, msg(room(i), "ann", fmt.Sprintf("%s-1", room(i)), "x"))
+			}
+			// While the slow room's batch is held, the rooms of the other member's
+			// partitions are delivered (the held member's rooms wait behind it).
+			next := func() *protocol.MessageDelivered {
+				for {
+					if d := delivered(t, out.next(1))[0]; strings.HasSuffix(d.ClientID, "-1") {
+						return d
+					}
+				}
+			}
+			first := next()
+			if first.RoomID == "slow" {
+				t.Fatal("the held message was delivered before its release")
+			}
+			close(gate.release)
+			seen := map[string]bool{first.RoomID: true}
+			for len(seen) < rooms+1 {
+				seen[next().RoomID] = true // the other 15 rooms and the slow one
+			}
+			// The database agrees: every room's sequence with nothing missing.
+			seq := map[string]int64{}
+			for _, m := range chat.messages(t) {
+				seq[m.RoomID]++
+				if m.Seq != seq[m.RoomID] {
+					t.Fatalf("room %s: stored seq %d, want %d", m.RoomID, m.Seq, seq[m.RoomID])
+				}
+			}
+		})
+	}
+}
+
+// watchBus is the real bus, noting which subscriptions of chat.message_sent fetched
+// messages: a member that did holds partitions.
+type watchBus struct {
+	testBus
+	mu  sync.Mutex
+	fed map[bus.Subscription]bool
+}
+
+func (w *watchBus) Subscribe(ctx context.Context, group, topic string) (bus.Subscription, error) {
+	s, err := w.testBus.Subscribe(ctx, group, topic)
+	if err != nil || topic != protocol.TopicMessageSent {
+		return s, err
+	}
+	return &watchSub{Subscription: s, w: w}, nil
+}
+
+func (w *watchBus) membersFed() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.fed)
+}
+
+type watchSub struct {
+	bus.Subscription
+	w *watchBus
+}
+
+func (s *watchSub) Fetch(ctx context.Context, max int, linger time.Duration) ([]bus.Message, error) {
+	msgs, err := s.Subscription.Fetch(ctx, max, linger)
+	if len(msgs) > 0 {
+		s.w.mu.Lock()
+		if s.w.fed == nil {
+			s.w.fed = map[bus.Subscription]bool{}
+		}
+		s.w.fed[s] = true
+		s.w.mu.Unlock()
+	}
+	return msgs, err
 }

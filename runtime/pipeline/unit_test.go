@@ -32,7 +32,7 @@ func TestLagSumsPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConsumer("messages", "core", "t", nil, Config{}.withDefaults(), m, nil)
+	c := newConsumer("messages", "core", "t", nil, Config{}.withDefaults(), m, newLagTracker(), nil)
 	c.observeLag([]bus.Message{
 		{Partition: 0, Offset: 3, HighWaterMark: 10}, // 6 behind
 		{Partition: 0, Offset: 5, HighWaterMark: 10}, // the later message wins: 4
@@ -45,6 +45,12 @@ func TestLagSumsPartitions(t *testing.T) {
 	c.observeLag([]bus.Message{{Partition: 2, Offset: 2, HighWaterMark: 3}})
 	if got := metric(t, reg, "parley_pipeline_consumer_lag", "consumer", "messages"); got != 4 {
 		t.Fatalf("lag = %v, want 4 after partition 2 caught up", got)
+	}
+	// Another member of the group in this process adds its own partitions to the sum.
+	other := newConsumer("messages", "core", "t", nil, Config{}.withDefaults(), m, c.lag, nil)
+	other.observeLag([]bus.Message{{Partition: 3, Offset: 0, HighWaterMark: 8}})
+	if got := metric(t, reg, "parley_pipeline_consumer_lag", "consumer", "messages"); got != 11 {
+		t.Fatalf("lag = %v, want 11 with the second member's partition 3", got)
 	}
 }
 

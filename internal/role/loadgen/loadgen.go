@@ -5,10 +5,12 @@
 package loadgen
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,12 +18,16 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/parleychat/parley/internal/chatclient"
 	"github.com/parleychat/parley/internal/cli"
@@ -55,6 +61,8 @@ type Config struct {
 	Fixtures string
 	// SeedOnly stops after creating the fixtures, without connecting or sending.
 	SeedOnly bool
+	// CPUProfile, when set, is a file for the load generator's own CPU profile of the run.
+	CPUProfile string
 }
 
 // DefaultConfig is a small run against `make run`.
@@ -75,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SeedOnly, "seed-only", c.SeedOnly, "with --seed: create the fixtures (and write --fixtures) and exit")
 	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "report this local process's CPU µs per delivery over the sending window (Linux /proc)")
 	fs.BoolVar(&c.Seed, "seed", c.Seed, "create users and rooms in bulk through `parley dev --dev-seeding` (benchmark fixtures)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write the load generator's own CPU profile of the sending window to this file")
 }
 
 // Validate refuses anything but a bounded run against loopback.
@@ -123,9 +132,12 @@ type Report struct {
 	AckLatencies                    []time.Duration // sorted
 	// DeliverLatencies is send→deliver per delivery (sorted), from the send time each
 	// message body carries.
-	DeliverLatencies   []time.Duration
-	ServerCPU          time.Duration // of Config.ServerPID over the window; 0 when unset
-	ExpectedDeliveries int64         // acked × (members − 1)
+	DeliverLatencies []time.Duration
+	ServerCPU        time.Duration // of Config.ServerPID over the window; 0 when unset
+	// ClientCPU is this process's own CPU time over the same window: when it nears the
+	// window's length, the load generator, not the server, sets the latencies.
+	ClientCPU          time.Duration
+	ExpectedDeliveries int64 // acked × (members − 1)
 }
 
 // Percentile returns the p-th percentile (0–100) of the ack latencies.
@@ -152,6 +164,9 @@ func (r Report) Print(w io.Writer) {
 	if r.ServerCPU > 0 && r.Delivered > 0 {
 		fmt.Fprintf(w, "server cpu %s: %.2f µs per delivery\n", r.ServerCPU, float64(r.ServerCPU.Microseconds())/float64(r.Delivered))
 	}
+	if r.ClientCPU > 0 && r.Delivered > 0 {
+		fmt.Fprintf(w, "loadgen cpu %s of %.1fs: %.2f µs per delivery\n", r.ClientCPU, secs, float64(r.ClientCPU.Microseconds())/float64(r.Delivered))
+	}
 }
 
 // Run performs one load run.
@@ -171,10 +186,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var mu sync.Mutex
 	pending := map[string]time.Time{} // client id → sent at
 	var delivered atomic.Int64
-	conns := make([]*chatclient.Conn, len(users))
+	conns := make([]*websocket.Conn, len(users))
+	lat := make([][]time.Duration, len(users)) // send→deliver, each reader its own (no lock per frame)
 	var readers sync.WaitGroup
 	for i, u := range users {
-		c, err := chatclient.Dial(ctx, wsBase, u.Token)
+		c, err := dial(ctx, wsBase, u.Token)
 		if err != nil {
 			closeAll(conns)
 			return Report{}, fmt.Errorf("connect user %d: %w", i, err)
@@ -183,25 +199,46 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
+			// One goroutine per connection, the arrival time taken as the frame is read and
+			// before it is decoded: the figures are the server's, not this client's JSON.
+			var (
+				buf bytes.Buffer
+				f   frame
+			)
 			for {
-				f, err := c.Next(ctx, nil)
+				_, r, err := c.NextReader()
 				if err != nil {
 					return
+				}
+				at := time.Now()
+				buf.Reset()
+				if _, err := buf.ReadFrom(r); err != nil {
+					return
+				}
+				if sender, sent, ok := messageStamp(buf.Bytes()); ok {
+					// The common frame, read without decoding all of it.
+					if sender != u.ID {
+						delivered.Add(1)
+						lat[i] = append(lat[i], at.Sub(sent))
+					}
+					continue
+				}
+				f = frame{}
+				if json.Unmarshal(buf.Bytes(), &f) != nil {
+					continue
 				}
 				switch {
 				case f.Type == protocol.FrameMessage && f.Sender != u.ID:
 					delivered.Add(1)
-					if at, ok := parseStamp(f.Body); ok {
-						mu.Lock()
-						rep.DeliverLatencies = append(rep.DeliverLatencies, time.Since(at))
-						mu.Unlock()
+					if sent, ok := parseStamp(f.Body); ok {
+						lat[i] = append(lat[i], at.Sub(sent))
 					}
 				case f.Type == protocol.FrameAck:
 					mu.Lock()
-					if at, ok := pending[f.ID]; ok {
+					if sent, ok := pending[f.ID]; ok {
 						delete(pending, f.ID)
 						rep.Acked++
-						rep.AckLatencies = append(rep.AckLatencies, time.Since(at))
+						rep.AckLatencies = append(rep.AckLatencies, at.Sub(sent))
 					}
 					mu.Unlock()
 				case f.Type == protocol.FrameError && f.Ref == protocol.FrameSend:
@@ -225,6 +262,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, err
 		}
 	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			closeAll(conns)
+			return Report{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			closeAll(conns)
+			return Report{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	self0 := selfCPU()
 	tick := time.NewTicker(interval)
 	start := time.Now()
 	deadline := time.NewTimer(cfg.Duration)
@@ -244,7 +295,7 @@ send:
 		pending[id] = time.Now()
 		rep.Sent++
 		mu.Unlock()
-		if err := conns[sender].Send(protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: stamp(time.Now()) + pad}); err != nil {
+		if err := send(conns[sender], protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: stamp(time.Now()) + pad}); err != nil {
 			tick.Stop()
 			closeAll(conns)
 			return Report{}, fmt.Errorf("send: %w", err)
@@ -265,6 +316,7 @@ send:
 		time.Sleep(20 * time.Millisecond)
 	}
 	rep.Elapsed = time.Since(start)
+	rep.ClientCPU = selfCPU() - self0
 	if cfg.ServerPID > 0 {
 		cpu1, err := processCPU(cfg.ServerPID)
 		if err != nil {
@@ -277,6 +329,9 @@ send:
 	readers.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	for _, l := range lat {
+		rep.DeliverLatencies = append(rep.DeliverLatencies, l...)
+	}
 	rep.Delivered = delivered.Load()
 	rep.ExpectedDeliveries = rep.Acked * int64(len(users)-1)
 	slices.Sort(rep.AckLatencies)
@@ -345,7 +400,65 @@ func parseStamp(body string) (time.Time, bool) {
 	return time.Unix(0, ns), true
 }
 
-func closeAll(conns []*chatclient.Conn) {
+// messageStamp reads a message frame's sender and send time without decoding the rest:
+// the gateway encodes a ServerFrame with encoding/json, so its fields come in
+// declaration order (type first, sender before body) and ids and the stamp need no
+// unescaping. ok is false for anything else, which is then decoded in full.
+func messageStamp(raw []byte) (sender string, sent time.Time, ok bool) {
+	rest, found := bytes.CutPrefix(raw, []byte(`{"type":"message",`))
+	if !found {
+		return "", time.Time{}, false
+	}
+	_, rest, found = bytes.Cut(rest, []byte(`"sender":"`))
+	if !found {
+		return "", time.Time{}, false
+	}
+	id, rest, found := bytes.Cut(rest, []byte(`"`))
+	if !found || !bytes.HasPrefix(rest, []byte(`,"body":"`)) {
+		return "", time.Time{}, false
+	}
+	body := rest[len(`,"body":"`):]
+	if len(body) < stampBytes {
+		return "", time.Time{}, false
+	}
+	sent, ok = parseStamp(string(body[:stampBytes]))
+	return string(id), sent, ok
+}
+
+// frame is the part of a server frame the load generator reads.
+type frame struct {
+	Type   protocol.FrameType `json:"type"`
+	ID     string             `json:"id"`
+	Ref    protocol.FrameType `json:"ref"`
+	Sender string             `json:"sender"`
+	Body   string             `json:"body"`
+}
+
+// dial opens /ws with the token in the subprotocol, as clients do (chatclient.Dial),
+// without chatclient's reader goroutine and channel: loadgen reads each connection in
+// one goroutine of its own.
+func dial(ctx context.Context, wsBase, token string) (*websocket.Conn, error) {
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol, protocol.AuthSubprotocolPrefix + token}, HandshakeTimeout: 10 * time.Second}
+	ws, resp, err := d.DialContext(ctx, strings.TrimSuffix(wsBase, "/")+"/ws", nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial: %w (status %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	return ws, nil
+}
+
+func send(c *websocket.Conn, f protocol.ClientFrame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.WriteMessage(websocket.TextMessage, b)
+}
+
+func closeAll(conns []*websocket.Conn) {
 	for _, c := range conns {
 		if c != nil {
 			c.Close()

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/role/dev"
+	"github.com/parleychat/parley/runtime/protocol"
 )
 
 func TestValidateRefusesRemoteTargetsAndUnboundedRuns(t *testing.T) {
@@ -73,5 +75,33 @@ func TestRunAgainstDev(t *testing.T) {
 	rep.Print(&printed)
 	if !strings.Contains(printed.String(), "send→ack latency: p50") {
 		t.Fatalf("report: %s", printed.String())
+	}
+}
+
+// messageStamp reads what encoding/json makes of a message frame (as the gateway sends
+// it), and refuses every other frame, which is then decoded in full.
+func TestMessageStampReadsGatewayFrames(t *testing.T) {
+	at := time.Unix(0, 1764500000123456789)
+	frame := protocol.ServerFrame{Type: protocol.FrameMessage, Room: "r1", MessageID: "m1", Seq: 7, Sender: "u-42",
+		Body: stamp(at) + "mmmm", Mentions: []string{"u-1"}, CreatedAt: at}
+	raw, err := json.Marshal(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, sent, ok := messageStamp(raw)
+	if !ok || sender != "u-42" || !sent.Equal(at) {
+		t.Fatalf("messageStamp(%s) = %q, %v, %v; want u-42, %v", raw, sender, sent, ok, at)
+	}
+	for _, other := range []protocol.ServerFrame{
+		{Type: protocol.FrameAck, ID: "c-1", MessageID: "m1", Seq: 7},
+		{Type: protocol.FrameMessage, Sender: "u-42", Body: "short"},
+	} {
+		raw, err := json.Marshal(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := messageStamp(raw); ok {
+			t.Errorf("messageStamp accepted %s", raw)
+		}
 	}
 }

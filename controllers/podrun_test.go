@@ -1,13 +1,9 @@
 package controllers_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,13 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/parleychat/parley/internal/testenv"
 )
 
 // This file runs Kubernetes pods as local processes: the container's command and args,
@@ -40,24 +37,9 @@ var (
 	parleyErr  error
 )
 
-// buildParleyOnce builds the parley binary into a directory of its own (os.MkdirTemp,
-// since a t.TempDir dies with its test); run it through parleyOnce.
-func buildParleyOnce() {
-	dir, err := os.MkdirTemp("", "parley-bin-")
-	if err != nil {
-		parleyErr = err
-		return
-	}
-	bin := filepath.Join(dir, "parley")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/parleychat/parley")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		parleyErr = fmt.Errorf("go build: %w\n%s", err, out.String())
-		return
-	}
-	parleyBin = bin
-}
+// buildParleyOnce builds the parley binary (testenv.BuildBinary: once per test binary);
+// run it through parleyOnce.
+func buildParleyOnce() { parleyBin, parleyErr = testenv.BuildBinary(testenv.ParleyPackage) }
 
 // roleEnv lists the PARLEY_* variables a role reads: one per flag, as its --help says.
 func roleEnv(t *testing.T, bin, role string) map[string]bool {
@@ -391,51 +373,21 @@ func replaceServices(v string, pairs []addrPair) string {
 	return v
 }
 
-// process is a pod's container running as a local process.
+// process is a pod's container running as a local process (testenv.Process), with the
+// names the operator's tests use: addr is its HTTP address, done is closed once err
+// says how it ended.
 type process struct {
-	name string
-	addr string // loopback address of its HTTP port, or ""
-	cmd  *exec.Cmd
+	*testenv.Process
+	addr string
 	out  *syncLog
 	done chan struct{}
 	err  error
 }
 
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncLog is a process's output kept for failure reports.
+type syncLog struct{ testenv.LogTail }
 
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (l *syncLog) head(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.SplitN(l.b.String(), "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return strings.Join(lines, "\n")
-}
+func (l *syncLog) tail(n int) string { return l.Tail(n) }
 
 // command is the container's argv as the image (entrypoint parley) would run it.
 func command(bin string, c corev1.Container, env []string) []string {
@@ -462,67 +414,21 @@ func command(bin string, c corev1.Container, env []string) []string {
 // it with SIGTERM when the test ends.
 func startProcess(t *testing.T, name, addr string, argv, env []string) *process {
 	t.Helper()
-	p := &process{name: name, addr: addr, out: &syncLog{}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = env
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- %s log (tail) ---\n%s", name, p.out.tail(40))
-		}
-	})
+	out := &syncLog{}
+	tp := &testenv.Process{Name: name, Path: argv[0], Args: argv[1:], Env: env, CleanEnv: true, Dir: t.TempDir(), Addr: addr,
+		StopTimeout: 30 * time.Second, Log: &out.LogTail}
+	tp.Launch(t)
+	p := &process{Process: tp, addr: addr, out: out, done: make(chan struct{})}
+	exited := tp.Exited()
+	go func() { <-exited; p.err = tp.Err(); close(p.done) }()
 	return p
 }
 
 // waitReady polls the process's /readyz until it answers 200, failing when it exits.
 func waitReady(t *testing.T, p *process, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := "no answer"
-	for {
-		resp, err := http.Get("http://" + p.addr + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			// A usage error names the setting first, then prints the role's flags.
-			t.Fatalf("%s exited (%v) before /readyz answered 200:\n%s\n...\n%s", p.name, p.err, p.out.head(3), p.out.tail(20))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /readyz not 200 after %s (last: %s):\n%s", p.name, timeout, last, p.out.tail(30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	p.WaitReady(t, timeout)
 }
 
 // freeLoopback reserves a loopback port and returns its address.
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeLoopback(t *testing.T) string { return testenv.FreeAddr(t) }

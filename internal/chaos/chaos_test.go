@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/testenv"
 )
 
 // Bounds of the waits: generous, because the machine may be loaded; never asserted as
@@ -23,8 +25,8 @@ type scenario struct {
 	name  string
 	fault func(t *testing.T, w *world) time.Time
 	// check, when set, asserts what the scenario in particular must show (st: what the
-	// clients did during it).
-	check func(t *testing.T, st stats)
+	// clients did during it), once everything sent is through and the checker ran.
+	check func(t *testing.T, w *world, st stats)
 }
 
 type result struct {
@@ -36,22 +38,21 @@ type result struct {
 	failed            bool
 }
 
-func restart(p func(*deployment) *proc) func(t *testing.T, w *world) time.Time {
+func restart(p func(*deployment) *testenv.Process) func(t *testing.T, w *world) time.Time {
 	return func(t *testing.T, w *world) time.Time {
-		pr := p(w.d)
-		pr.kill(t)
-		pr.start(t)
+		p(w.d).Restart(t)
 		return time.Now()
 	}
 }
 
 func scenarios() []scenario {
+	big := &bigRoomRun{}
 	return []scenario{
 		{name: "steady", fault: func(t *testing.T, w *world) time.Time { time.Sleep(2 * time.Second); return time.Now() }},
-		{name: "kill-core", fault: restart(func(d *deployment) *proc { return d.core })},
-		{name: "kill-gateway", fault: restart(func(d *deployment) *proc { return d.gw1 })},
-		{name: "kill-notification", fault: restart(func(d *deployment) *proc { return d.notif })},
-		{name: "kill-broker", fault: restart(func(d *deployment) *proc { return d.broker })},
+		{name: "kill-core", fault: restart(func(d *deployment) *testenv.Process { return d.core })},
+		{name: "kill-gateway", fault: killGatewayFault},
+		{name: "kill-notification", fault: restart(func(d *deployment) *testenv.Process { return d.notif })},
+		{name: "kill-broker", fault: restart(func(d *deployment) *testenv.Process { return d.broker })},
 		{name: "db-connections-killed", fault: func(t *testing.T, w *world) time.Time {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -73,13 +74,14 @@ func scenarios() []scenario {
 			return time.Now()
 		}},
 		{name: "stalled-and-slow-clients", fault: stallFault},
-		{name: "redis-restart-empty", fault: restart(func(d *deployment) *proc { return d.redis }), check: func(t *testing.T, st stats) {
+		{name: "redis-restart-empty", fault: restart(func(d *deployment) *testenv.Process { return d.redis }), check: func(t *testing.T, _ *world, st stats) {
 			// Pub/sub is at most once: whatever Redis held for a gateway when it died is
 			// gone, so the gateways must tell their clients to resume (docs/design.md).
 			if st.resyncs == 0 {
 				t.Errorf("no client was told to resync after the gateways' routed subscriptions came back")
 			}
 		}},
+		{name: "big-room-offline", fault: big.fault, check: big.check},
 	}
 }
 
@@ -87,7 +89,7 @@ func scenarios() []scenario {
 // four members send 2 KB messages into it: the stalled one must be dropped as
 // slow_consumer, the slow one and everybody else must carry on.
 func stallFault(t *testing.T, w *world) time.Time {
-	var gw *proc
+	var gw *testenv.Process
 	for wait := time.Now().Add(30 * time.Second); gw == nil; time.Sleep(100 * time.Millisecond) {
 		gw = w.d.byWS(w.stalled.currentGateway())
 		if gw == nil && time.Now().After(wait) {
@@ -130,9 +132,9 @@ func stallFault(t *testing.T, w *world) time.Time {
 	}
 	end := time.Now()
 	if dropped.IsZero() {
-		t.Errorf("the stalled client was not dropped as slow_consumer within %v (server-side disconnects meanwhile on %s: %v)", stallLimit, gw.name, delta)
+		t.Errorf("the stalled client was not dropped as slow_consumer within %v (server-side disconnects meanwhile on %s: %v)", stallLimit, gw.Name, delta)
 	} else {
-		t.Logf("stalled client dropped as slow_consumer %v after it stopped reading (disconnects on %s: %v)", dropped.Sub(start).Round(time.Millisecond), gw.name, delta)
+		t.Logf("stalled client dropped as slow_consumer %v after it stopped reading (disconnects on %s: %v)", dropped.Sub(start).Round(time.Millisecond), gw.Name, delta)
 	}
 	t.Logf("regular load during the stall: longest send→ack %v", w.ackLatency(start, end).Round(time.Millisecond))
 	// It reads again: it finds the connection closed, reconnects (with ordinary buffers)
@@ -209,7 +211,7 @@ func TestFaults(t *testing.T) {
 					st.gapResumes, settleTime, w.describeGaps(start))
 			}
 			if s.check != nil {
-				s.check(t, st)
+				s.check(t, w, st)
 			}
 			t.Logf("%s: %d sent, %d retransmissions, %d answered rate_limited, %d connects, %d resync frames answered, %d gap resumes on settled connections, %d message frames already held; connections ended: %v",
 				s.name, st.sent, st.retransmissions, st.rateLimited, st.connects, st.resyncs, st.gapResumes, st.duplicates, st.closes)

@@ -85,8 +85,9 @@ type client struct {
 	gateways []string // ws://host:port, the preferred one first
 	rooms    []string
 
-	ratePerSec atomic.Uint64 // messages per second × 1000; 0 sends nothing
-	bodyPad    atomic.Int64  // bytes of padding per body
+	ratePerSec atomic.Uint64          // messages per second × 1000; 0 sends nothing
+	only       atomic.Pointer[string] // the one room it sends to; nil: its rooms in turn
+	bodyPad    atomic.Int64           // bytes of padding per body
 	paused     atomic.Bool
 	stalled    atomic.Bool  // stop reading the socket (frames pile up at the server)
 	readDelay  atomic.Int64 // nanoseconds slept per frame read (a slow client)
@@ -131,6 +132,9 @@ func newClient(l *ledger, u chatclient.User, gateways, rooms []string) *client {
 }
 
 func (c *client) setRate(perSec float64) { c.ratePerSec.Store(uint64(perSec * 1000)) }
+
+// sendTo makes the client send into room only.
+func (c *client) sendTo(room string) { c.only.Store(&room) }
 
 func (c *client) run(ctx context.Context) {
 	go c.connectLoop(ctx)
@@ -428,6 +432,9 @@ func (c *client) sendLoop(ctx context.Context) {
 		}
 		c.n++
 		room := c.rooms[c.n%len(c.rooms)]
+		if only := c.only.Load(); only != nil {
+			room = *only
+		}
 		s := &sent{user: c.user.ID, room: room, clientID: fmt.Sprintf("%s-%d", c.user.Username, c.n), issued: time.Now()}
 		s.body = fmt.Sprintf("%s #%d", c.user.Username, c.n)
 		if pad := c.bodyPad.Load(); pad > 0 {

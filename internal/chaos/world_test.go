@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -22,25 +21,30 @@ import (
 
 	"github.com/parleychat/parley/internal/chatclient"
 	"github.com/parleychat/parley/internal/testenv"
+	"github.com/parleychat/parley/runtime/webpush"
 )
 
 const signingKey = "chaos-signing-key-chaos-signing-key-0123"
+
+// presenceTTL is every role's --presence-ttl: short, so a dead gateway's connections
+// expire within seconds (heartbeats every TTL/3).
+const presenceTTL = 6 * time.Second
 
 // deployment is every process of one Parley installation, each killable on its own.
 type deployment struct {
 	pgURL   string // direct, for migrations and the checker
 	appName string // application_name of the roles' database connections
 	proxy   *pgProxy
-	redis   *proc
-	broker  *proc
-	core    *proc
-	notif   *proc
-	gw1     *proc
-	gw2     *proc
-}
-
-func (d *deployment) procs() []*proc {
-	return []*proc{d.redis, d.broker, d.core, d.notif, d.gw1, d.gw2}
+	// redisAddr is the test's own redis-server, for the presence checks.
+	redisAddr string
+	// push is the slow push service every Web Push of notification goes to.
+	push   *slowPushService
+	redis  *testenv.Process
+	broker *testenv.Process
+	core   *testenv.Process
+	notif  *testenv.Process
+	gw1    *testenv.Process
+	gw2    *testenv.Process
 }
 
 func randomHex(n int) string {
@@ -55,8 +59,8 @@ func deploy(t *testing.T) *deployment {
 	redisPath := redisServer(t)
 	dir := t.TempDir()
 	started := time.Now()
-	parley := build(t, dir, "parley", "github.com/parleychat/parley")
-	brokerBin := build(t, dir, "broker", "github.com/parleychat/parley/internal/chaos/broker")
+	parley := testenv.ParleyBinary(t)
+	brokerBin := testenv.Binary(t, "github.com/parleychat/parley/internal/chaos/broker")
 	t.Logf("built parley and the broker in %v", time.Since(started).Round(time.Millisecond))
 
 	d := &deployment{pgURL: pgURL, appName: "parley_chaos_" + randomHex(4)}
@@ -66,17 +70,23 @@ func deploy(t *testing.T) *deployment {
 	}
 	d.proxy = startProxy(t, pu.Host)
 
-	redisPort, brokerPort := freePort(t), freePort(t)
+	redisPort, brokerPort := testenv.FreePort(t), testenv.FreePort(t)
 	redisDir := filepath.Join(dir, "redis")
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
-	d.redis = &proc{name: "redis", path: redisPath, ready: redisReady(redisAddr),
-		args: []string{"--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir}}
+	d.redisAddr = redisAddr
+	vapidPublic, vapidPrivate, err := webpush.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.push = startSlowPushService(t, pushDelay)
+	d.redis = &testenv.Process{Name: "redis", Path: redisPath, Ready: testenv.RedisReady(redisAddr),
+		Args: []string{"--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir}}
 	brokerAddr := fmt.Sprintf("127.0.0.1:%d", brokerPort)
-	d.broker = &proc{name: "broker", path: brokerBin, ready: tcpReady(brokerAddr),
-		args: []string{"--port", strconv.Itoa(brokerPort), "--data-dir", filepath.Join(dir, "kafka")}}
+	d.broker = &testenv.Process{Name: "broker", Path: brokerBin, Ready: testenv.TCPReady(brokerAddr),
+		Args: []string{"--port", strconv.Itoa(brokerPort), "--data-dir", filepath.Join(dir, "kafka")}}
 
 	env := []string{
 		"PARLEY_POSTGRES_URL=" + throughProxy(t, pgURL, d.proxy.addr(), d.appName),
@@ -86,85 +96,86 @@ func deploy(t *testing.T) *deployment {
 		"PARLEY_BUS=kafka",
 		"PARLEY_JWT_SIGNING_KEY=" + signingKey,
 		"PARLEY_LOG_LEVEL=info",
-		"PARLEY_PRESENCE_TTL=6s",
+		"PARLEY_PRESENCE_TTL=" + presenceTTL.String(),
 		"PARLEY_REGISTRATIONS_PER_ADDRESS=100000",
+		fmt.Sprintf("PARLEY_MAX_ROOM_MEMBERS=%d", bigRoomMembers),
+		// Web Push for the offline members of the big room, to a push service of the test.
+		"PARLEY_VAPID_PUBLIC_KEY=" + vapidPublic,
+		"PARLEY_VAPID_PRIVATE_KEY=" + vapidPrivate,
+		"PARLEY_VAPID_SUBJECT=mailto:chaos@parley.test",
+		"PARLEY_WEBPUSH_ALLOW_INSECURE_ENDPOINTS=true",
 	}
-	role := func(name string, args ...string) *proc {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		return &proc{name: name, path: parley, args: args, addr: addr, ready: httpReady(addr, "/readyz"),
-			env: append(append([]string(nil), env...), "PARLEY_LISTEN="+addr)}
+	role := func(name string, args ...string) *testenv.Process {
+		addr := testenv.FreeAddr(t)
+		return &testenv.Process{Name: name, Path: parley, Args: args, Addr: addr,
+			Env: append(append([]string(nil), env...), "PARLEY_LISTEN="+addr)}
 	}
 	d.core = role("core", "core")
-	d.notif = role("notification", "notification", "--sweep-interval=500ms", "--jwt-signing-key=")
+	d.notif = role("notification", "notification", "--sweep-interval=500ms")
 	d.gw1 = role("gw1", "gateway", "--gateway-id=gw1")
 	d.gw2 = role("gw2", "gateway", "--gateway-id=gw2")
 
-	t.Cleanup(func() {
-		ps := d.procs()
-		for i := len(ps) - 1; i >= 0; i-- {
-			ps[i].stop(t)
-		}
-		if t.Failed() {
-			for _, p := range ps {
-				t.Logf("--- %s: last log lines ---\n%s", p.name, p.log.tail(40))
-			}
-		}
-	})
-	d.redis.start(t)
-	d.broker.start(t)
-	migrate := &proc{name: "migrate", path: parley, args: []string{"migrate"}, env: env}
-	out, err := migrate.output()
+	// Each process is stopped when the test ends, in the reverse order of its start.
+	d.redis.Start(t)
+	d.broker.Start(t)
+	migrate := &testenv.Process{Name: "migrate", Path: parley, Args: []string{"migrate"}, Env: env}
+	mctx, mcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer mcancel()
+	out, err := migrate.Output(mctx)
 	if err != nil {
 		t.Fatalf("parley migrate: %v\n%s", err, out)
 	}
-	for _, p := range []*proc{d.core, d.notif, d.gw1, d.gw2} {
-		p.start(t)
+	for _, p := range []*testenv.Process{d.core, d.notif, d.gw1, d.gw2} {
+		p.Start(t)
 	}
 	t.Logf("deployment up in %v", time.Since(started).Round(time.Millisecond))
 	return d
 }
 
-// output runs the process to its end (a one-shot command such as migrate).
-func (p *proc) output() ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p.path, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	return cmd.CombinedOutput()
-}
-
-func (d *deployment) byWS(ws string) *proc {
-	for _, p := range []*proc{d.gw1, d.gw2} {
-		if "ws://"+p.addr == ws {
+func (d *deployment) byWS(ws string) *testenv.Process {
+	for _, p := range []*testenv.Process{d.gw1, d.gw2} {
+		if "ws://"+p.Addr == ws {
 			return p
 		}
 	}
 	return nil
 }
 
-// disconnects sums a gateway's server-side disconnects by reason.
-func disconnects(p *proc) map[string]float64 {
+// scrape reads a process's /metrics: each sample by its name and labels as written
+// (`name{label="value"}`), empty when it does not answer.
+func scrape(p *testenv.Process) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get("http://" + p.addr + "/metrics")
+	resp, err := http.Get("http://" + p.Addr + "/metrics")
 	if err != nil {
 		return out
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	const prefix = `parley_gateway_disconnects_total{reason="`
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		reason, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
 			continue
 		}
-		v, _ := strconv.ParseFloat(val, 64)
-		out[reason] = v
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// disconnects sums a gateway's server-side disconnects by reason.
+func disconnects(p *testenv.Process) map[string]float64 {
+	out := map[string]float64{}
+	const prefix = `parley_gateway_disconnects_total{reason="`
+	for name, v := range scrape(p) {
+		if reason, ok := strings.CutPrefix(name, prefix); ok {
+			out[strings.TrimSuffix(reason, `"}`)] = v
+		}
 	}
 	return out
 }
@@ -181,6 +192,7 @@ type world struct {
 	members   map[string][]*client // room → its members' clients
 	rooms     []string
 	stallRoom string
+	bigRoom   string // bigRoomMembers members, all offline but the burst users
 	cancel    context.CancelFunc
 }
 
@@ -190,7 +202,7 @@ func newWorld(t *testing.T, d *deployment) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	api := chatclient.New("http://" + d.core.addr)
+	api := chatclient.New("http://" + d.core.Addr)
 	names := []string{}
 	for i := range 12 {
 		names = append(names, fmt.Sprintf("u%d", i))
@@ -249,13 +261,18 @@ func newWorld(t *testing.T, d *deployment) *world {
 	}
 	w := &world{d: d, l: newLedger(), members: map[string][]*client{}}
 	w.stallRoom = group("stall", "b0", "b1", "b2", "b3", "stalled", "slow")
-	w.rooms = []string{w.stallRoom,
+	// The big room: the burst users online, everyone else an offline fixture account.
+	w.bigRoom = createBigRoom(ctx, t, d, ids("b0", "b1", "b2", "b3"))
+	for _, n := range []string{"b0", "b1", "b2", "b3"} {
+		roomsOf[n] = append(roomsOf[n], w.bigRoom)
+	}
+	w.rooms = []string{w.stallRoom, w.bigRoom,
 		group("g0", "u0", "u1", "u2", "u3", "u4", "u5"),
 		group("g1", "u4", "u5", "u6", "u7", "u8", "u9"),
 		group("g2", "u8", "u9", "u10", "u11", "u0", "u1"),
 		direct("u2", "u7"), direct("u3", "u10"), direct("u5", "u11"), direct("u6", "u1"),
 	}
-	gw1, gw2 := "ws://"+d.gw1.addr, "ws://"+d.gw2.addr
+	gw1, gw2 := "ws://"+d.gw1.Addr, "ws://"+d.gw2.Addr
 	for i, n := range names {
 		gws := []string{gw1, gw2}
 		if i%2 == 1 {
@@ -270,6 +287,7 @@ func newWorld(t *testing.T, d *deployment) *world {
 			c.setRate(1.5)
 			w.regular = append(w.regular, c)
 		case strings.HasPrefix(n, "b"):
+			c.sendTo(w.stallRoom) // the big room only in its own scenario
 			w.burst = append(w.burst, c)
 		case n == "stalled":
 			c.smallRcv.Store(true)

@@ -91,44 +91,26 @@ func browserPrerequisites(t *testing.T) string {
 	return web
 }
 
-var browserBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// browserBinary builds parley once per test binary, into .test/browser (git-ignored),
-// embedding runtime/web/dist/app as it is now. PARLEY_BROWSER_BIN names a binary built
-// beforehand instead (it must have been built after the client).
+// browserBinary is parley built once per test binary, embedding runtime/web/dist/app as
+// it is now. PARLEY_BROWSER_BIN names a binary built beforehand instead (it must have
+// been built after the client).
 func browserBinary(t *testing.T) string {
 	t.Helper()
-	browserBin.once.Do(func() {
-		if p := os.Getenv("PARLEY_BROWSER_BIN"); p != "" {
-			browserBin.path, browserBin.err = filepath.Abs(p)
-			return
-		}
-		dir := filepath.Join(repoRoot(t), ".test", "browser")
-		if browserBin.err = os.MkdirAll(dir, 0o755); browserBin.err != nil {
-			return
-		}
-		browserBin.path = filepath.Join(dir, "parley")
-		cmd := exec.Command("go", "build", "-o", browserBin.path, "github.com/parleychat/parley")
-		out, err := cmd.CombinedOutput()
+	if p := os.Getenv("PARLEY_BROWSER_BIN"); p != "" {
+		abs, err := filepath.Abs(p)
 		if err != nil {
-			browserBin.err = fmt.Errorf("go build: %v\n%s", err, out)
+			t.Fatal(err)
 		}
-	})
-	if browserBin.err != nil {
-		t.Fatal(browserBin.err)
+		return abs
 	}
-	return browserBin.path
+	return testenv.ParleyBinary(t)
 }
 
 // startDev runs `parley dev` on a random port with its files in a temp dir.
 func startDev(t *testing.T, bin string) string {
 	t.Helper()
-	c := &cluster{t: t, bin: bin, proc: map[string]*proc{}}
-	addr := freeAddr(t)
+	c := &cluster{t: t, bin: bin}
+	addr := testenv.FreeAddr(t)
 	c.start("dev", "dev", addr, "--listen", addr, "--messages-per-second", "1000", "--files-dir", t.TempDir(), "--log-level", "warn")
 	return "http://" + addr
 }
@@ -273,17 +255,17 @@ func TestBrowserBehindIngress(t *testing.T) {
 		"PARLEY_MESSAGES_PER_SECOND=1000",
 	}
 	run(t, bin, env, "migrate")
-	c := &cluster{t: t, bin: bin, env: env, proc: map[string]*proc{}}
-	core := c.start("core", "core", freeAddr(t))
-	c.start("notification", "notification", freeAddr(t), "--sweep-interval=500ms", "--jwt-signing-key=")
-	gws := []*proc{
-		c.start("gw1", "gateway", freeAddr(t), "--gateway-id=gw1"),
-		c.start("gw2", "gateway", freeAddr(t), "--gateway-id=gw2"),
+	c := &cluster{t: t, bin: bin, env: env}
+	core := c.start("core", "core", testenv.FreeAddr(t))
+	c.start("notification", "notification", testenv.FreeAddr(t), "--sweep-interval=500ms")
+	gws := []*testenv.Process{
+		c.start("gw1", "gateway", testenv.FreeAddr(t), "--gateway-id=gw1"),
+		c.start("gw2", "gateway", testenv.FreeAddr(t), "--gateway-id=gw2"),
 	}
 	ing := newIngress(t, core, gws)
 	srv := httptest.NewServer(ing)
 	t.Cleanup(srv.Close)
-	t.Logf("ingress at %s: core %s, gateways %s, %s", srv.URL, core.addr, gws[0].addr, gws[1].addr)
+	t.Logf("ingress at %s: core %s, gateways %s, %s", srv.URL, core.Addr, gws[0].Addr, gws[1].Addr)
 
 	runScenario(t, web, "dm", "ingress-dm", srv.URL, nil)
 	// Replies, edits, deletions and reactions through Kafka (chat.message_updated) and
@@ -316,13 +298,13 @@ type ingressRoute struct {
 }
 
 type ingressBackend struct {
-	proc *proc
+	proc *testenv.Process
 	url  *url.URL
 	dead bool
 	ws   int // open WebSocket connections
 }
 
-func newIngress(t *testing.T, core *proc, gws []*proc) *ingress {
+func newIngress(t *testing.T, core *testenv.Process, gws []*testenv.Process) *ingress {
 	t.Helper()
 	cc := &chatv1alpha1.ChatCluster{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e", Namespace: "default"},
@@ -332,7 +314,7 @@ func newIngress(t *testing.T, core *proc, gws []*proc) *ingress {
 	if rendered == nil || len(rendered.Spec.Rules) != 1 || rendered.Spec.Rules[0].HTTP == nil {
 		t.Fatalf("render.Ingress gave %+v", rendered)
 	}
-	in := &ingress{core: &url.URL{Scheme: "http", Host: core.addr}, next: map[bool]int{}}
+	in := &ingress{core: &url.URL{Scheme: "http", Host: core.Addr}, next: map[bool]int{}}
 	roles := map[string]string{}
 	for _, role := range []string{render.RoleCore, render.RoleGateway} {
 		roles[render.WorkloadName(cc, role)] = role
@@ -350,7 +332,7 @@ func newIngress(t *testing.T, core *proc, gws []*proc) *ingress {
 	sort.Slice(in.routes, func(i, j int) bool { return len(in.routes[i].prefix) > len(in.routes[j].prefix) })
 	t.Logf("ingress routes (from render.Ingress): %+v", in.routes)
 	for _, g := range gws {
-		in.gws = append(in.gws, &ingressBackend{proc: g, url: &url.URL{Scheme: "http", Host: g.addr}})
+		in.gws = append(in.gws, &ingressBackend{proc: g, url: &url.URL{Scheme: "http", Host: g.Addr}})
 	}
 	return in
 }
@@ -421,7 +403,7 @@ func (in *ingress) killBusiest() (string, error) {
 	var victim *ingressBackend
 	counts := []string{}
 	for _, b := range in.gws {
-		counts = append(counts, fmt.Sprintf("%s:%d", b.proc.name, b.ws))
+		counts = append(counts, fmt.Sprintf("%s:%d", b.proc.Name, b.ws))
 		if !b.dead && (victim == nil || b.ws > victim.ws) {
 			victim = b
 		}
@@ -436,11 +418,8 @@ func (in *ingress) killBusiest() (string, error) {
 		in.wsBefore += b.ws
 	}
 	in.mu.Unlock()
-	if err := victim.proc.cmd.Process.Kill(); err != nil {
-		return "", err
-	}
-	<-victim.proc.done
-	return fmt.Sprintf("killed %s (WebSockets before: %s)", victim.proc.name, strings.Join(counts, " ")), nil
+	victim.proc.Kill()
+	return fmt.Sprintf("killed %s (WebSockets before: %s)", victim.proc.Name, strings.Join(counts, " ")), nil
 }
 
 // awaitReconnect waits until the gateways still alive hold as many WebSockets as all of
@@ -454,7 +433,7 @@ func (in *ingress) awaitReconnect() (string, error) {
 			if !b.dead {
 				alive += b.ws
 			}
-			counts = append(counts, fmt.Sprintf("%s:%d", b.proc.name, b.ws))
+			counts = append(counts, fmt.Sprintf("%s:%d", b.proc.Name, b.ws))
 		}
 		want := in.wsBefore
 		in.mu.Unlock()

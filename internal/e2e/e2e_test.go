@@ -7,15 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,121 +19,29 @@ import (
 	"github.com/parleychat/parley/runtime/webpush/webpushtest"
 )
 
-// buildParley compiles the binary once per test run.
-func buildParley(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "parley")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/parleychat/parley")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is one running role.
-type proc struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
+// cluster starts roles of one binary with a shared environment.
 type cluster struct {
-	t    *testing.T
-	bin  string
-	env  []string
-	proc map[string]*proc
+	t   *testing.T
+	bin string
+	env []string
 }
 
-func (c *cluster) start(name, role, addr string, extra ...string) *proc {
+// start runs role as a process listening on addr and waits for its /readyz; it is
+// stopped (SIGTERM) when the test ends.
+func (c *cluster) start(name, role, addr string, extra ...string) *testenv.Process {
 	c.t.Helper()
-	p := &proc{name: name, addr: addr, done: make(chan struct{})}
-	p.cmd = exec.Command(c.bin, append([]string{role}, extra...)...)
-	p.cmd.Env = append(append(os.Environ(), c.env...), "PARLEY_LISTEN="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	c.proc[name] = p
-	c.t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if c.t.Failed() {
-			c.t.Logf("--- %s logs ---\n%s", name, tail(p.logs(), 40))
-		}
-	})
-	waitHTTP(c.t, p, "/readyz")
+	p := &testenv.Process{Name: name, Path: c.bin, Args: append([]string{role}, extra...), Addr: addr,
+		Env: append(append([]string(nil), c.env...), "PARLEY_LISTEN="+addr), ReadyTimeout: 60 * time.Second}
+	p.Start(c.t)
 	return p
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func waitHTTP(t *testing.T, p *proc, path string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + p.addr + path)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited: %s", p.name, tail(p.logs(), 30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never ready (%v): %s", p.name, err, tail(p.logs(), 30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
+// run runs a one-shot command (migrate) to its end.
 func run(t *testing.T, bin string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := (&testenv.Process{Path: bin, Args: args, Env: env}).Output(ctx)
 	if err != nil {
 		t.Fatalf("parley %v: %v\n%s", args, err, out)
 	}
@@ -154,7 +54,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	pg := testenv.Postgres(t)
 	rdb := testenv.Redis(t)
 	brokers := testenv.Kafka(t)
-	bin := buildParley(t)
+	bin := testenv.ParleyBinary(t)
 	vapidPublic, vapidPrivate, err := webpush.GenerateVAPIDKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -178,16 +78,17 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	run(t, bin, env, "migrate")
 	run(t, bin, env, "migrate") // idempotent
 
-	c := &cluster{t: t, bin: bin, env: env, proc: map[string]*proc{}}
-	core := c.start("core", "core", freeAddr(t))
-	// As the operator deploys it, notification gets no signing key.
-	c.start("notification", "notification", freeAddr(t), "--sweep-interval=500ms", "--jwt-signing-key=")
-	gw1 := c.start("gw1", "gateway", freeAddr(t), "--gateway-id=gw1")
-	gw2 := c.start("gw2", "gateway", freeAddr(t), "--gateway-id=gw2")
+	c := &cluster{t: t, bin: bin, env: env}
+	core := c.start("core", "core", testenv.FreeAddr(t))
+	// As the operator deploys it, notification gets no signing key: it verifies no tokens.
+	noKey := &cluster{t: t, bin: bin, env: append(append([]string(nil), env...), "PARLEY_JWT_SIGNING_KEY=")}
+	noKey.start("notification", "notification", testenv.FreeAddr(t), "--sweep-interval=500ms")
+	gw1 := c.start("gw1", "gateway", testenv.FreeAddr(t), "--gateway-id=gw1")
+	gw2 := c.start("gw2", "gateway", testenv.FreeAddr(t), "--gateway-id=gw2")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	api := chatclient.New("http://" + core.addr)
+	api := chatclient.New("http://" + core.Addr)
 	register := func(name string) chatclient.User {
 		u, err := api.Register(ctx, name, "correct horse battery staple")
 		if err != nil {
@@ -204,10 +105,10 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := func(u chatclient.User, gw *proc) *chatclient.Conn {
-		conn, err := chatclient.Dial(ctx, "ws://"+gw.addr, u.Token)
+	dial := func(u chatclient.User, gw *testenv.Process) *chatclient.Conn {
+		conn, err := chatclient.Dial(ctx, "ws://"+gw.Addr, u.Token)
 		if err != nil {
-			t.Fatalf("dial %s on %s: %v", u.Username, gw.name, err)
+			t.Fatalf("dial %s on %s: %v", u.Username, gw.Name, err)
 		}
 		t.Cleanup(func() { conn.Close() })
 		return conn
@@ -228,7 +129,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c, err := chatclient.Dial(ctx, "ws://"+gw1.addr, token); err == nil || !strings.Contains(err.Error(), "401") {
+		if c, err := chatclient.Dial(ctx, "ws://"+gw1.Addr, token); err == nil || !strings.Contains(err.Error(), "401") {
 			if c != nil {
 				c.Close()
 			}
@@ -363,10 +264,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 
 	// Kill gateway 1 without any cleanup. Alice is offline for bob once presence expires;
 	// meanwhile bob writes; alice reconnects to gateway 2 and resumes with no gap.
-	if err := gw1.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-gw1.done
+	gw1.Kill()
 	next(t, ctx, bobPhone, func(f protocol.ServerFrame) bool {
 		online, named := f.Presence[alice.ID]
 		return f.Type == protocol.FramePresenceBatch && named && !online

@@ -50,6 +50,7 @@ type Config struct {
 	Store         string
 	PostgresURL   string
 	RedisURL      string
+	RedisCluster  bool // RedisURL lists comma-separated seed URLs of a Redis Cluster
 	JWTSigningKey string
 	// JWTPreviousKey is the signing key before a rotation: still accepted, never used.
 	JWTPreviousKey    string
@@ -72,6 +73,13 @@ type Config struct {
 	// PostgresMaxConns caps the role's PostgreSQL pool (DefaultPostgresMaxConns per role);
 	// 0 leaves pgx's own default, the larger of 4 and the node's cores.
 	PostgresMaxConns int
+	// PprofListen serves Go's profiles on a loopback address (deps.ServePprof); empty: off.
+	PprofListen string
+	// NoTokenAuth builds the shared services without token authentication, for a role
+	// that neither issues nor verifies tokens (notification): no signing key is needed,
+	// the --jwt-* flags are accepted but ignored, and the app has no token Auth, so its
+	// REST API and file transfer must not be served. Not a flag: the role decides.
+	NoTokenAuth bool
 }
 
 // DefaultPostgresMaxConns is each role's PostgreSQL pool size, sized to its work rather
@@ -116,9 +124,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "persistence: postgres, or memory (data is lost on exit; for development)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL connection URL (schema applied by parley migrate)")
 	fs.IntVar(&c.PostgresMaxConns, "postgres-max-conns", c.PostgresMaxConns, "most PostgreSQL connections this process opens (0: pgx's default, max(4, cores))")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, deps.PprofFlagHelp)
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL; accepted for uniform configuration, core keeps sessions and throttling in PostgreSQL")
-	fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "HS256 key for access tokens, at least 32 bytes (shared with the gateway)")
-	fs.StringVar(&c.JWTPreviousKey, "jwt-previous-signing-key", c.JWTPreviousKey, "the signing key before a rotation: tokens it signed stay valid until they expire (empty: none)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", c.RedisCluster, "Redis is a Redis Cluster: --redis-url holds comma-separated seed URLs (redis://host:port,...)")
+	if c.NoTokenAuth {
+		// Still accepted, so one command line or settings set serves every role.
+		fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "ignored: this role verifies no tokens")
+		fs.StringVar(&c.JWTPreviousKey, "jwt-previous-signing-key", c.JWTPreviousKey, "ignored: this role verifies no tokens")
+	} else {
+		fs.StringVar(&c.JWTSigningKey, "jwt-signing-key", c.JWTSigningKey, "HS256 key for access tokens, at least 32 bytes (shared with the gateway)")
+		fs.StringVar(&c.JWTPreviousKey, "jwt-previous-signing-key", c.JWTPreviousKey, "the signing key before a rotation: tokens it signed stay valid until they expire (empty: none)")
+	}
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "access token lifetime")
 	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", c.RefreshTTL, "refresh token lifetime")
 	fs.StringVar(&c.Registration, "registration", c.Registration, "registration mode: open, closed or invite")
@@ -138,9 +154,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--store %q: want postgres or memory", c.Store)
 	case c.Store == StorePostgres && c.PostgresURL == "":
 		return errors.New("--postgres-url is required with --store=postgres")
-	case len(c.JWTSigningKey) < users.MinSigningKeyLen:
+	case !c.NoTokenAuth && len(c.JWTSigningKey) < users.MinSigningKeyLen:
 		return fmt.Errorf("--jwt-signing-key must be at least %d bytes", users.MinSigningKeyLen)
-	case c.JWTPreviousKey != "" && len(c.JWTPreviousKey) < users.MinSigningKeyLen:
+	case !c.NoTokenAuth && c.JWTPreviousKey != "" && len(c.JWTPreviousKey) < users.MinSigningKeyLen:
 		return fmt.Errorf("--jwt-previous-signing-key must be empty or at least %d bytes", users.MinSigningKeyLen)
 	case c.TokenTTL <= 0 || c.RefreshTTL <= 0:
 		return errors.New("--token-ttl and --refresh-ttl must be positive")
@@ -232,6 +248,9 @@ func (c *FilesConfig) RegisterFlags(fs *flag.FlagSet) {
 // EnableFiles builds the files service over the app's store and serves it under
 // /api/v1/files; attachments of new messages must then be files the sender may read.
 func (a *App) EnableFiles(ctx context.Context, cfg FilesConfig) error {
+	if a.Config.NoTokenAuth {
+		return errors.New("files: file links are signed with the token key, and this role has none")
+	}
 	if cfg.LinkTTL != 0 && cfg.LinkTTL < time.Second {
 		return fmt.Errorf("%w: --files-link-ttl must be at least 1s, got %s", cli.ErrUsage, cfg.LinkTTL)
 	}
@@ -261,6 +280,9 @@ func (a *App) EnableFiles(ctx context.Context, cfg FilesConfig) error {
 // this binary's version.
 func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	if _, err := deps.ServePprof(ctx, cfg.PprofListen, logger); err != nil {
 		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	app := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
@@ -294,13 +316,17 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		userStore, chatStore = memory.NewUsers(), memory.NewChat()
 	}
 	app.UserStore, app.ChatStore = userStore, chatStore
-	auth, err := users.NewAuth([]byte(cfg.JWTSigningKey), cfg.TokenTTL, nil)
-	if err == nil {
-		err = auth.AcceptPreviousKey([]byte(cfg.JWTPreviousKey))
-	}
-	if err != nil {
-		app.Close()
-		return nil, err
+	var auth *users.Auth
+	var err error
+	if !cfg.NoTokenAuth {
+		auth, err = users.NewAuth([]byte(cfg.JWTSigningKey), cfg.TokenTTL, nil)
+		if err == nil {
+			err = auth.AcceptPreviousKey([]byte(cfg.JWTPreviousKey))
+		}
+		if err != nil {
+			app.Close()
+			return nil, err
+		}
 	}
 	ucfg := users.DefaultConfig()
 	ucfg.Registration, ucfg.RefreshTTL = cfg.Registration, cfg.RefreshTTL
@@ -379,6 +405,9 @@ func (a *App) Close() {
 
 // Serve answers HTTP on ln until ctx ends, then drains in-flight requests.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if a.Config.NoTokenAuth {
+		return errors.New("http: the REST API authenticates with tokens, and this app was built without token authentication")
+	}
 	srv := &http.Server{
 		Handler: a.Handler(),
 		// No ReadTimeout or WriteTimeout: file uploads and downloads stream for as long as

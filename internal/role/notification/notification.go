@@ -5,8 +5,6 @@ package notification
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -46,7 +44,11 @@ type Config struct {
 
 // DefaultConfig holds the defaults.
 func DefaultConfig() Config {
-	return Config{Core: core.DefaultConfigFor("notification"), PresenceTTL: presence.DefaultConfig().TTL, SweepInterval: 5 * time.Second,
+	c := core.DefaultConfigFor("notification")
+	// Notification issues and verifies no tokens: it needs no signing key (the operator
+	// gives it none), and must not invent one.
+	c.NoTokenAuth = true
+	return Config{Core: c, PresenceTTL: presence.DefaultConfig().TTL, SweepInterval: 5 * time.Second,
 		RebuildGrace: notification.DefaultRebuildGrace, StuckAfter: notification.DefaultStuckAfter, DedupeTTL: notification.DefaultMarksTTL}
 }
 
@@ -82,13 +84,6 @@ func Role() cli.Role {
 
 func run(ctx context.Context, env cli.Env, cfg Config) error {
 	logger := cfg.Core.Logger(env).With("role", "notification")
-	if cfg.Core.JWTSigningKey == "" {
-		// Notification never issues or verifies tokens, so the operator does not hand it
-		// the signing key; the shared services still want one.
-		key := make([]byte, 32)
-		_, _ = rand.Read(key)
-		cfg.Core.JWTSigningKey = hex.EncodeToString(key)
-	}
 	// New notification groups start from the end of their topics (core's from the start).
 	cfg.Bus.Kafka.StartLatest = notification.IsGroup
 	backends, err := core.OpenBackends(ctx, cfg.Core, cfg.Bus, logger)

@@ -103,6 +103,18 @@ type ChatClusterReconciler struct {
 	// retired holds the key of each signing-key Secret seen deleted, until the reconcile
 	// that generates its successor keeps it as the previous key (ensureGeneratedSecrets).
 	retired sync.Map // types.NamespacedName -> retiredKey
+
+	// secretsFound holds when every Secret a ChatCluster's spec names was last found with
+	// its keys (missingSecrets), so the burst of reconciles its children's events cause
+	// does not read them all again each time.
+	secretsFound sync.Map // types.NamespacedName -> secretsCheck
+}
+
+// secretsCheck is a ChatCluster's last complete check of its Secrets.
+type secretsCheck struct {
+	uid        types.UID
+	generation int64
+	at         time.Time
 }
 
 // retiredKey is the content of a deleted signing-key Secret.
@@ -183,6 +195,7 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			forgetMetrics(req.Namespace, req.Name)
 			r.lastSample.Delete(req.NamespacedName)
 			r.retired.Delete(client.ObjectKey{Namespace: req.Namespace, Name: req.Name + "-signing-key"})
+			r.secretsFound.Delete(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get chatcluster: %w", err)
@@ -602,12 +615,23 @@ func (r *ChatClusterReconciler) ensureGeneratedSecrets(ctx context.Context, cc *
 }
 
 // missingSecrets reads the Secrets the spec names, and only those, and describes each
-// one or key that is missing, with the roles whose pods need it.
+// one or key that is missing, with the roles whose pods need it. They are not cached
+// (nor watched), so each read goes to the API server; once all were found, reconciles of
+// the same generation trust that for secretRecheck instead of reading them again: a
+// ChatCluster coming up is reconciled on every status change of its children, dozens of
+// times in seconds. A missing one is read again on every reconcile.
 func (r *ChatClusterReconciler) missingSecrets(ctx context.Context, cc *chatv1alpha1.ChatCluster) ([]string, error) {
+	key := client.ObjectKeyFromObject(cc)
+	if v, ok := r.secretsFound.Load(key); ok {
+		if last := v.(secretsCheck); last.uid == cc.UID && last.generation == cc.Generation && time.Since(last.at) < secretRecheck {
+			return nil, nil
+		}
+	}
 	reader := r.APIReader
 	if reader == nil {
 		reader = r.Client
 	}
+	checked := time.Now()
 	var out []string
 	secrets := map[string]*corev1.Secret{}
 	for _, use := range render.ReferencedSecrets(cc) {
@@ -632,6 +656,11 @@ func (r *ChatClusterReconciler) missingSecrets(ctx context.Context, cc *chatv1al
 		case s.Data[use.Key] == nil:
 			out = append(out, fmt.Sprintf("secret %s/%s has no key %s%s", cc.Namespace, use.Secret, use.Key, needed))
 		}
+	}
+	if len(out) == 0 {
+		r.secretsFound.Store(key, secretsCheck{uid: cc.UID, generation: cc.Generation, at: checked})
+	} else {
+		r.secretsFound.Delete(key)
 	}
 	return out, nil
 }

@@ -816,6 +816,12 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"negative replicas", func(cc *chatv1alpha1.ChatCluster) {
 			cc.Spec.Core.Replicas = ptr.To[int32](-1)
 		}, "spec.core.replicas"},
+		{"empty core pool", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Core.PostgresMaxConns = ptr.To[int32](0)
+		}, "spec.core.postgresMaxConns"},
+		{"gateway pool above 1000", func(cc *chatv1alpha1.ChatCluster) {
+			cc.Spec.Gateway.PostgresMaxConns = ptr.To[int32](1001)
+		}, "spec.gateway.postgresMaxConns"},
 		{"bad version", func(cc *chatv1alpha1.ChatCluster) {
 			cc.Spec.Version = "latest"
 		}, "spec.version"},

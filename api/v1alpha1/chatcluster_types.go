@@ -178,6 +178,16 @@ type WorkloadSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// PostgresMaxConns is the most PostgreSQL connections each pod of the workload opens
+	// (its pool size, PARLEY_POSTGRES_MAX_CONNS). Unset, the role's default applies: core
+	// 16, gateway 8, notification 8. Every pod holds up to this many, so replicas (or
+	// autoscaling.maxReplicas) times this, summed over the workloads, must stay below the
+	// database's max_connections.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	PostgresMaxConns *int32 `json:"postgresMaxConns,omitempty"`
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler.
@@ -412,6 +422,11 @@ type ExternalRedis struct {
 	// URLSecret selects the Secret key holding the URL (redis://:password@host:6379/0 or
 	// rediss:// for TLS).
 	URLSecret SecretKeyRef `json:"urlSecret"`
+	// Cluster tells that the URL names seed nodes of a Redis Cluster
+	// (redis://host:port,redis://host:port,...); keys are hash-tagged and routed with
+	// sharded pub/sub. Every role that gets the URL gets PARLEY_REDIS_CLUSTER=true.
+	// +optional
+	Cluster bool `json:"cluster,omitempty"`
 }
 
 // KafkaSpec chooses the bus.

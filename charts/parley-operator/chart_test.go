@@ -250,10 +250,17 @@ func TestChartInstallsAgainstAPIServer(t *testing.T) {
 			"metrics":                 map[string]any{"service": map[string]any{"enabled": false}},
 			"rbac":                    map[string]any{"aggregateToDefaultRoles": false},
 			"maxConcurrentReconciles": 32,
+			"kubeAPI":                 map[string]any{"qps": 150, "burst": 300},
 		}, func(t *testing.T, objs []*unstructured.Unstructured) {
 			ctr := managerContainer(t, find(objs, "Deployment", "parley-operator"))
 			if v, _ := envValue(ctr, "PARLEY_MAX_CONCURRENT_RECONCILES"); v != "32" {
 				t.Errorf("PARLEY_MAX_CONCURRENT_RECONCILES %q", v)
+			}
+			if v, _ := envValue(ctr, "PARLEY_KUBE_API_QPS"); v != "150" {
+				t.Errorf("PARLEY_KUBE_API_QPS %q", v)
+			}
+			if v, _ := envValue(ctr, "PARLEY_KUBE_API_BURST"); v != "300" {
+				t.Errorf("PARLEY_KUBE_API_BURST %q", v)
 			}
 			if ctr["image"] != "mirror.local/parley:v9.9.9" {
 				t.Errorf("image %v", ctr["image"])

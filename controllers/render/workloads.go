@@ -1,6 +1,9 @@
 package render
 
 import (
+	"strconv"
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -9,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"strings"
 
 	chatv1alpha1 "github.com/parleychat/parley/api/v1alpha1"
 )
@@ -219,8 +221,16 @@ func parleyEnv(cc *chatv1alpha1.ChatCluster, role string, w chatv1alpha1.Workloa
 	if role == RoleMigrate {
 		return env
 	}
-	if s.Redis.External != nil {
-		env = append(env, secretEnv("PARLEY_REDIS_URL", s.Redis.External.URLSecret.Name, s.Redis.External.URLSecret.Key))
+	if w.PostgresMaxConns != nil {
+		// Only when set: otherwise the role's own default (core 16, gateway and
+		// notification 8) applies, and stays documented in one place.
+		env = append(env, corev1.EnvVar{Name: "PARLEY_POSTGRES_MAX_CONNS", Value: strconv.Itoa(int(*w.PostgresMaxConns))})
+	}
+	if r := s.Redis.External; r != nil {
+		env = append(env, secretEnv("PARLEY_REDIS_URL", r.URLSecret.Name, r.URLSecret.Key))
+		if r.Cluster {
+			env = append(env, corev1.EnvVar{Name: "PARLEY_REDIS_CLUSTER", Value: "true"})
+		}
 	}
 	if k := s.Kafka.External; k != nil && k.SASL != nil {
 		env = append(env,

@@ -42,7 +42,11 @@ type Options struct {
 	// ConnectionSampleInterval is how often the connection autoscaler reads each
 	// connection-scaled gateway's pods.
 	ConnectionSampleInterval time.Duration
-	RestConfig               *rest.Config // nil: in-cluster or $KUBECONFIG
+	// KubeAPIQPS and KubeAPIBurst bound the operator's own requests to the API server on
+	// the client side; 0 QPS leaves them to the server's API Priority and Fairness.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	RestConfig   *rest.Config // nil: in-cluster or $KUBECONFIG
 }
 
 // DefaultMaxConcurrentReconciles suits hundreds of ChatClusters: a reconcile mostly waits
@@ -75,6 +79,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.DefaultImage, "default-image", "parley:"+version.Version, "image the workloads run when a ChatCluster names no version or image: the operator's own")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", DefaultMaxConcurrentReconciles, "ChatClusters reconciled at once, 1 to 1000 (each one by a single worker at a time)")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", 0, "requests per second the operator sends the API server, sustained (0: no client-side limit, the API server's priority and fairness governs)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 0, "requests the operator may send at once above --kube-api-qps (0: twice --kube-api-qps)")
 	fs.DurationVar(&o.ConnectionSampleInterval, "connection-sample-interval", controllers.DefaultConnectionSampleInterval, "how often the connection autoscaler reads the open connections of each gateway pod (targetConnectionsPerPod), 1s to 10m")
 }
 
@@ -90,6 +96,12 @@ func (o Options) validate() error {
 	}
 	if o.MaxConcurrentReconciles < 0 || o.MaxConcurrentReconciles > 1000 {
 		return fmt.Errorf("%w: --max-concurrent-reconciles %d: want 1 to 1000", ErrInvalidOption, o.MaxConcurrentReconciles)
+	}
+	if o.KubeAPIQPS < 0 || o.KubeAPIQPS > 100000 {
+		return fmt.Errorf("%w: --kube-api-qps %g: want 0 (no client-side limit) to 100000", ErrInvalidOption, o.KubeAPIQPS)
+	}
+	if o.KubeAPIBurst < 0 || o.KubeAPIBurst > 200000 {
+		return fmt.Errorf("%w: --kube-api-burst %d: want 0 to 200000", ErrInvalidOption, o.KubeAPIBurst)
 	}
 	if o.ConnectionSampleInterval != 0 && (o.ConnectionSampleInterval < time.Second || o.ConnectionSampleInterval > 10*time.Minute) {
 		return fmt.Errorf("%w: --connection-sample-interval %s: want 1s to 10m", ErrInvalidOption, o.ConnectionSampleInterval)
@@ -136,6 +148,7 @@ func Run(ctx context.Context, env cli.Env, o Options) error {
 			return fmt.Errorf("kubernetes config: %w", err)
 		}
 	}
+	cfg = o.limitRequests(cfg)
 	scheme, err := NewScheme()
 	if err != nil {
 		return err
@@ -174,11 +187,31 @@ func Run(ctx context.Context, env cli.Env, o Options) error {
 		return fmt.Errorf("controller: %w", err)
 	}
 	logger.Info("starting parley operator", "version", version.Version, "defaultImage", o.DefaultImage,
-		"watchNamespace", o.WatchNamespace, "leaderElect", o.LeaderElect, "maxConcurrentReconciles", o.MaxConcurrentReconciles)
+		"watchNamespace", o.WatchNamespace, "leaderElect", o.LeaderElect, "maxConcurrentReconciles", o.MaxConcurrentReconciles,
+		"kubeAPIQPS", cfg.QPS, "kubeAPIBurst", cfg.Burst)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
 	return nil
+}
+
+// limitRequests applies --kube-api-qps and --kube-api-burst to a copy of cfg. Without
+// them cfg keeps controller-runtime's default, no client-side limit: each reconcile sends
+// its requests one after another, so --max-concurrent-reconciles already bounds how many
+// are in flight, and the API server's priority and fairness queues them fairly against
+// everyone else's. A cap suits a small or shared API server.
+func (o Options) limitRequests(cfg *rest.Config) *rest.Config {
+	if o.KubeAPIQPS == 0 {
+		return cfg
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS = float32(o.KubeAPIQPS)
+	cfg.Burst = o.KubeAPIBurst
+	if cfg.Burst == 0 {
+		cfg.Burst = max(1, int(2*o.KubeAPIQPS))
+	}
+	cfg.RateLimiter = nil // built from QPS and Burst
+	return cfg
 }
 
 func splitNamespaces(list string) []string {

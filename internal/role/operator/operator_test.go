@@ -83,6 +83,29 @@ func TestMaxConcurrentReconcilesFlag(t *testing.T) {
 	}
 }
 
+// TestKubeAPIRateFlags: no client-side limit unless asked for (the flags and their
+// PARLEY_ variables fill Options).
+func TestKubeAPIRateFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args  []string
+		qps   float64
+		burst int
+	}{
+		{nil, 0, 0},
+		{[]string{"--kube-api-qps", "150", "--kube-api-burst", "300"}, 150, 300},
+	} {
+		var o operator.Options
+		fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+		o.RegisterFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if o.KubeAPIQPS != tt.qps || o.KubeAPIBurst != tt.burst {
+			t.Errorf("%v: qps %g burst %d, want %g and %d", tt.args, o.KubeAPIQPS, o.KubeAPIBurst, tt.qps, tt.burst)
+		}
+	}
+}
+
 func TestBadOptionsAreUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -96,6 +119,8 @@ func TestBadOptionsAreUsageErrors(t *testing.T) {
 		{"bad bool in env", []string{"operator"}, map[string]string{"PARLEY_LEADER_ELECT": "maybe"}, "PARLEY_LEADER_ELECT"},
 		{"negative workers", []string{"operator", "--max-concurrent-reconciles", "-1"}, nil, "--max-concurrent-reconciles"},
 		{"too many workers from env", []string{"operator"}, map[string]string{"PARLEY_MAX_CONCURRENT_RECONCILES": "5000"}, "--max-concurrent-reconciles"},
+		{"negative qps", []string{"operator", "--kube-api-qps", "-1"}, nil, "--kube-api-qps"},
+		{"negative burst from env", []string{"operator"}, map[string]string{"PARLEY_KUBE_API_BURST": "-5"}, "--kube-api-burst"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

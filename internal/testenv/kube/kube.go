@@ -36,6 +36,9 @@ type Options struct {
 	Scheme *runtime.Scheme
 }
 
+// ServiceIPRange is the API server's --service-cluster-ip-range.
+const ServiceIPRange = "10.0.0.0/16"
+
 // Env is a running control plane.
 type Env struct {
 	Environment *envtest.Environment
@@ -109,6 +112,10 @@ func Start(opts Options) (*Env, error) {
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	// envtest's default Service range, a /24, holds 254 Services: a hundred ChatClusters
+	// have 300, and every apply past the 254th failed with "range is full" (each failed
+	// reconcile then waited out the work queue's backoff). A /16 holds 65 534.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceIPRange)
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start envtest: %w", err)
@@ -214,10 +221,16 @@ func Simulate(t testing.TB, env *Env) {
 	if err != nil || len(stages) == 0 {
 		t.Fatalf("kwok stages missing under %s", dir)
 	}
+	// The simulated cluster must not be what a test measures: kube-controller-manager's
+	// controllers would each send at most 20 requests a second (its --kube-api-qps
+	// default) and the scheduler 50, so a hundred ChatClusters' Deployments and Jobs
+	// would queue behind client-side token buckets. Lifted as kwokctl does for its
+	// clusters; kwok's own client has no limit.
+	unlimited := []string{"--kube-api-qps=5000", "--kube-api-burst=10000"}
 	specs := [][]string{
-		{"kube-controller-manager", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0",
-			"--use-service-account-credentials=false", "--controllers=*,-serviceaccount-token-controller"},
-		{"kube-scheduler", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0"},
+		append([]string{"kube-controller-manager", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0",
+			"--use-service-account-credentials=false", "--controllers=*,-serviceaccount-token-controller"}, unlimited...),
+		append([]string{"kube-scheduler", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0"}, unlimited...),
 		append([]string{"kwok", "--kubeconfig=" + kubeconfig, "--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=" + FakeNodeAnnotation + "=fake",
 			"--node-ip=10.0.0.1", "--cidr=10.0.0.1/24", "--server-address="},

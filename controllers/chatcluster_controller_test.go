@@ -555,15 +555,19 @@ func TestRecreatedAutoscaledDeploymentStartsAtMinimum(t *testing.T) {
 	if err := c.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
+	// When the operator's cache still shows the deleted Deployment, its apply recreates it
+	// at the API server's default of one pod and the same reconcile sets the minimum right
+	// after (applyPlan): wait for that write rather than judge the first sight of the new
+	// object, which can fall between the two.
 	d = waitDeployment(t, c, cc, render.RoleGateway, func(d *appsv1.Deployment) error {
 		if d.UID == oldUID {
 			return fmt.Errorf("still the deleted Deployment")
 		}
+		if got := ptr.Deref(d.Spec.Replicas, 0); got != 3 {
+			return fmt.Errorf("recreated autoscaled gateway has %d replicas, want the minimum 3", got)
+		}
 		return nil
 	})
-	if got := ptr.Deref(d.Spec.Replicas, 0); got != 3 {
-		t.Fatalf("recreated autoscaled gateway has %d replicas, want the minimum 3", got)
-	}
 	// The autoscaler then owns the count: the operator does not set it back. A merge
 	// patch, as the HPA's scale writes are: an Update would race the operator's own writes
 	// to the fresh Deployment (status, managed fields) and fail on a stale resourceVersion.

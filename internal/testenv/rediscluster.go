@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,24 +107,6 @@ func freeClusterPort() (int, error) {
 	return 0, errors.New("no free port pair (port, port+10000)")
 }
 
-// lockedBuffer collects a process's output for the failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func runClusterNode(t testing.TB, bin, dir string, port int) (string, error) {
 	p := strconv.Itoa(port)
 	nodeDir := filepath.Join(dir, p)
@@ -137,7 +117,7 @@ func runClusterNode(t testing.TB, bin, dir string, port int) (string, error) {
 		"--port", p, "--bind", "127.0.0.1", "--protected-mode", "no",
 		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
 		"--dir", nodeDir, "--save", "", "--appendonly", "no", "--daemonize", "no")
-	out := &lockedBuffer{}
+	out := &LogTail{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return "", err
@@ -157,13 +137,13 @@ func runClusterNode(t testing.TB, bin, dir string, port int) (string, error) {
 		}
 		select {
 		case werr := <-exited:
-			return "", fmt.Errorf("redis-server on %s exited (%v): %s", addr, werr, out.String())
+			return "", fmt.Errorf("redis-server on %s exited (%v): %s", addr, werr, out.Tail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return "", fmt.Errorf("redis-server on %s does not answer: %v: %s", addr, err, out.String())
+			return "", fmt.Errorf("redis-server on %s does not answer: %v: %s", addr, err, out.Tail(20))
 		}
 	}
 	t.Cleanup(func() {

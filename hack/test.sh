@@ -40,6 +40,12 @@ fi
 start=$(date +%s)
 go test -count=1 -timeout "${PARLEY_TEST_TIMEOUT:-25m}" -v "$@" ./... >"$log" 2>&1
 rc=$?
+# The race detector over the packages whose goroutines share state (about 1–2 minutes):
+# a second run, so the main one keeps its speed; its verdict joins the exit code.
+race_log="$log_dir/go-test-race.log"
+race_pkgs=(./runtime/gateway/ ./runtime/notification/ ./runtime/presence/ ./runtime/bus/ ./runtime/pipeline/)
+go test -race -count=1 -timeout "${PARLEY_TEST_TIMEOUT:-25m}" -v "${race_pkgs[@]}" >"$race_log" 2>&1
+race_rc=$?
 elapsed=$(( $(date +%s) - start ))
 
 # Package lines as plain `go test` prints them.
@@ -52,8 +58,21 @@ if [ "$rc" -ne 0 ]; then
   tail -n 80 "$log"
 fi
 
+echo "race detector over ${race_pkgs[*]}:"
+grep -E '^(ok|FAIL|panic:)\s' "$race_log" || true
+if [ "$race_rc" -ne 0 ]; then
+  echo "---- race run failures (full log: $race_log) ----"
+  grep -nE -- '--- FAIL|^FAIL|panic:|WARNING: DATA RACE|_test\.go:[0-9]+:' "$race_log" | head -100 || true
+  [ "$rc" -ne 0 ] || rc=$race_rc
+fi
+
 passed=$(grep -cE -- '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE -- '^\s*--- FAIL' "$log" || true)
+race_failed=$(grep -cE -- '^\s*--- FAIL' "$race_log" || true)
+if [ "$race_rc" -ne 0 ] && [ "$race_failed" -eq 0 ]; then
+  race_failed=1 # a race report or a build failure fails no named test: count it anyway
+fi
+failed=$((failed + race_failed))
 skipped=$(grep -cE -- '^\s*--- SKIP' "$log" || true)
 if [ "$skipped" -gt 0 ]; then
   echo "skipped tests:"

@@ -69,7 +69,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" dev --store postgres --postgres-url "$pg_url" --listen "127.0.0.1:$port" --log-level warn \
+"$bin" dev --dev-seeding --store postgres --postgres-url "$pg_url" --listen "127.0.0.1:$port" --log-level warn \
   >"$work/dev.out" 2>"$work/dev.err" &
 dev_pid=$!
 for _ in $(seq 1 120); do
@@ -78,6 +78,12 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "soak: parley dev never became ready" >&2; exit 1; }
+
+# The users and rooms are seeded once (loopback-only --dev-seeding, one shared password
+# hash) and every loadgen run reuses them: registering them again each run would hit the
+# registration throttle, and runs are what the soak repeats.
+"$bin" loadgen --seed --seed-only --fixtures "$work/fixtures.json" --target "http://127.0.0.1:$port" \
+  --users "$users" --rooms "$rooms" --duration 1s >"$work/seed.out" 2>&1 || { echo "soak: seeding failed:" >&2; tail -5 "$work/seed.out" >&2; exit 1; }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$dev_pid/status"; }
 series=$work/rss.tsv
@@ -94,7 +100,7 @@ echo "soak: parley dev pid $dev_pid; loadgen at $rate msgs/s for ${total}s ($use
 left=$total
 while [ "$left" -gt 0 ]; do
   run=$(( left < 300 ? left : 300 ))
-  "$bin" loadgen --target "http://127.0.0.1:$port" --users "$users" --rooms "$rooms" --rate "$rate" --duration "${run}s" \
+  "$bin" loadgen --fixtures "$work/fixtures.json" --target "http://127.0.0.1:$port" --users "$users" --rooms "$rooms" --rate "$rate" --duration "${run}s" \
     >>"$work/loadgen.out" 2>>"$work/loadgen.err" || { echo "soak: loadgen failed:" >&2; tail -5 "$work/loadgen.err" >&2; exit 1; }
   left=$(( total - ($(date +%s) - start) ))
 done

@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/internal/testenv"
-	"github.com/parleychat/parley/runtime/presence"
-	"github.com/parleychat/parley/runtime/protocol"
 )
 
 // The routes contract over a real Redis Cluster (sharded pub/sub).
@@ -108,40 +103,7 @@ func TestRedisMarksCluster(t *testing.T) {
 // and prunes that gateway's entries (slot-local steps on the users' and the gateway's
 // nodes), while the live gateway gets its delivery.
 func TestClusterNoReceiverIsPushedAndPruned(t *testing.T) {
-	ctx := context.Background()
-	rdb := testenv.RedisClusterClient(t)
-	pres := presence.NewRedis(rdb, "", presence.Config{})
-	routes := NewRedisRoutes(rdb, "", nil)
-	live := newInbox()
-	stop, err := routes.Subscribe(ctx, "gw-live", live.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	for user, gw := range map[string]string{"alice": "gw-live", "bob": "gw-dead", "carol": "gw-dead"} {
-		if _, err := pres.Connect(ctx, presence.Conn{UserID: user, GatewayID: gw, ConnID: user + "-1"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pushes := &pushLog{}
-	n := New(roomBook{members: map[string][]string{"r": {"alice", "bob", "carol"}}}, pres, routes, pushes, nil, prometheus.NewRegistry())
-	m := &protocol.MessageDelivered{RoomID: "r", SenderID: "alice", ClientID: "c1", ServerID: "m1", Seq: 1, Body: "hi", CreatedAt: time.Now()}
-	if err := n.MessageDelivered(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	got := pushes.list()
-	sort.Strings(got)
-	if !slices.Equal(got, []string{"bob", "carol"}) {
-		t.Fatalf("pushed %v, want bob and carol", got)
-	}
-	gws, err := pres.Gateways(ctx, []string{"alice", "bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(gws["bob"]) != 0 || len(gws["carol"]) != 0 || len(gws["alice"]) != 1 {
-		t.Fatalf("presence after the fallback = %v, want bob and carol pruned, alice kept", gws)
-	}
-	live.waitLen(t, 2)
+	noReceiverIsPushedAndPruned(t, testenv.RedisClusterClient(t), "")
 }
 
 // When the cluster moves a gateway channel's slot to another node (resharding; a

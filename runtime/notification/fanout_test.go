@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/bus"
@@ -285,10 +286,18 @@ func TestRedeliveredEventsAreNotSentAgain(t *testing.T) {
 // A routed delivery that reached no subscriber (the gateway died, or is resubscribing)
 // falls back to a push and prunes that gateway's presence entries for those users.
 func TestDeliveryToAGatewayNobodyListensForIsPushedAndPruned(t *testing.T) {
-	ctx := context.Background()
 	rdb := testenv.RedisClient(t)
+	noReceiverIsPushedAndPruned(t, rdb, fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano()))
+}
+
+// noReceiverIsPushedAndPruned: alice's gateway listens, bob's and carol's does not; a
+// message from alice reaches her gateway (ack and message), is pushed to bob and carol,
+// and their presence entries are pruned. Shared by the single-node and cluster tests.
+func noReceiverIsPushedAndPruned(t *testing.T, rdb redis.UniversalClient, routePrefix string) {
+	t.Helper()
+	ctx := context.Background()
 	pres := presence.NewRedis(rdb, "", presence.Config{})
-	routes := NewRedisRoutes(rdb, fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano()), nil)
+	routes := NewRedisRoutes(rdb, routePrefix, nil)
 	live := newInbox()
 	stop, err := routes.Subscribe(ctx, "gw-live", live.add)
 	if err != nil {

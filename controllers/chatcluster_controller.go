@@ -151,8 +151,11 @@ func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, secrets).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&batchv1.Job{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		// The reconcile never reads a PDB's or an autoscaler's status, which the disruption
+		// controller rewrites on every pod change and the HPA controller every sync: only
+		// what the operator owns (spec, labels, annotations) or a deletion needs it.
+		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(specOrMetadataChanged)).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(specOrMetadataChanged)).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Named("chatcluster").
@@ -163,8 +166,12 @@ func (r *ChatClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// CloudNativePG's kinds are watched only once their CRD is found (ensureCNPGWatch):
 	// a watch on a missing kind would keep the manager from starting.
 	r.cnpg.set(c, mgr.GetCache())
-	return nil
+	return (&firstStatusReconciler{client: r.Client}).setupWithManager(mgr)
 }
+
+// specOrMetadataChanged passes creations, deletions and updates that change the spec
+// (the generation), the labels or the annotations, and drops status-only updates.
+var specOrMetadataChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 
 // secretHandler enqueues a Secret's controlling ChatCluster, like Owns, and first
 // remembers the key of a deleted signing-key Secret, so that the reconcile which

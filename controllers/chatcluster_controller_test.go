@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -522,12 +523,16 @@ func TestScaleOfAutoscaledGatewayIsRefused(t *testing.T) {
 	if err := c.Create(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
-	scale := &autoscalingv1.Scale{}
-	if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
-		t.Fatalf("get scale: %v", err)
-	}
-	scale.Spec.Replicas = 5
-	err := c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(scale))
+	// The operator writes the new ChatCluster's status meanwhile: a lost race on the
+	// resourceVersion is retried, as kubectl would.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale := &autoscalingv1.Scale{}
+		if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 5
+		return c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(scale))
+	})
 	if err == nil || !strings.Contains(err.Error(), "autoscaling is set") {
 		t.Fatalf("kubectl scale of an autoscaled gateway: %v, want a refusal naming autoscaling", err)
 	}

@@ -152,10 +152,12 @@ func namespace(t testing.TB, c client.Client) string {
 	return ns.Name
 }
 
-// writeLog records every write the operator's client makes, by namespace.
+// writeLog records every write the operator's client makes, by namespace, and can hold
+// back the writes other than status in a namespace (hold).
 type writeLog struct {
 	mu   sync.Mutex
 	byNS map[string][]string
+	held map[string]chan struct{}
 }
 
 func (w *writeLog) add(namespace, what string) {
@@ -165,6 +167,40 @@ func (w *writeLog) add(namespace, what string) {
 		w.byNS = map[string][]string{}
 	}
 	w.byNS[namespace] = append(w.byNS[namespace], what)
+}
+
+// hold makes every write but a status update in namespace wait until release is called
+// (or the write's context ends): a reconcile that writes a child stalls there.
+func (w *writeLog) hold(namespace string) (release func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.held == nil {
+		w.held = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	w.held[namespace] = ch
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.held, namespace)
+			w.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+func (w *writeLog) waitHeld(ctx context.Context, namespace string) {
+	w.mu.Lock()
+	ch := w.held[namespace]
+	w.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
 }
 
 func (w *writeLog) in(namespace string) []string {
@@ -188,21 +224,25 @@ func kindOf(c client.Client, obj runtime.Object) string {
 }
 
 func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.log.waitHeld(ctx, obj.GetNamespace())
 	c.log.add(obj.GetNamespace(), "create "+kindOf(c.Client, obj)+" "+obj.GetName())
 	return c.Client.Create(ctx, obj, opts...)
 }
 
 func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	c.log.waitHeld(ctx, obj.GetNamespace())
 	c.log.add(obj.GetNamespace(), "update "+kindOf(c.Client, obj)+" "+obj.GetName())
 	return c.Client.Update(ctx, obj, opts...)
 }
 
 func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.log.waitHeld(ctx, obj.GetNamespace())
 	c.log.add(obj.GetNamespace(), "patch "+kindOf(c.Client, obj)+" "+obj.GetName())
 	return c.Client.Patch(ctx, obj, patch, opts...)
 }
 
 func (c *countingClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	c.log.waitHeld(ctx, obj.GetNamespace())
 	c.log.add(obj.GetNamespace(), "delete "+kindOf(c.Client, obj)+" "+obj.GetName())
 	return c.Client.Delete(ctx, obj, opts...)
 }
@@ -217,6 +257,7 @@ func (c *countingClient) Apply(ctx context.Context, obj runtime.ApplyConfigurati
 	}
 	data, _ := json.Marshal(obj)
 	_ = json.Unmarshal(data, &head)
+	c.log.waitHeld(ctx, head.Metadata.Namespace)
 	c.log.add(head.Metadata.Namespace, "apply "+head.Kind+" "+head.Metadata.Name)
 	return c.Client.Apply(ctx, obj, opts...)
 }

@@ -863,4 +863,7 @@ const (
 	// ReasonDatabaseNotReady: the CloudNativePG Cluster is not Ready; the migration and
 	// the rollout wait for it.
 	ReasonDatabaseNotReady = "DatabaseNotReady"
+	// ReasonPending: the operator has seen the ChatCluster and queued its first reconcile;
+	// nothing is created yet. The first reconcile replaces it.
+	ReasonPending = "Pending"
 )

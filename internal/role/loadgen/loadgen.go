@@ -138,6 +138,10 @@ type Report struct {
 	// window's length, the load generator, not the server, sets the latencies.
 	ClientCPU          time.Duration
 	ExpectedDeliveries int64 // acked × (members − 1)
+	// Resyncs counts the gateway's resync frames (its routed subscription was down):
+	// each connection answers with resume and sends its unacknowledged messages again,
+	// as a real client does, and Duplicates counts the deliveries that replay repeated.
+	Resyncs, Duplicates int64
 }
 
 // Percentile returns the p-th percentile (0–100) of the ack latencies.
@@ -161,6 +165,9 @@ func (r Report) Print(w io.Writer) {
 		r.Percentile(50), r.Percentile(95), r.Percentile(99), r.Percentile(100))
 	fmt.Fprintf(w, "send→deliver latency: p50 %s, p99 %s, max %s\n", r.DeliverPercentile(50), r.DeliverPercentile(99), r.DeliverPercentile(100))
 	fmt.Fprintf(w, "deliveries %d of %d expected (%.0f/s)\n", r.Delivered, r.ExpectedDeliveries, float64(r.Delivered)/secs)
+	if r.Resyncs > 0 {
+		fmt.Fprintf(w, "resyncs %d (answered with resume; %d repeated deliveries not counted)\n", r.Resyncs, r.Duplicates)
+	}
 	if r.ServerCPU > 0 && r.Delivered > 0 {
 		fmt.Fprintf(w, "server cpu %s: %.2f µs per delivery\n", r.ServerCPU, float64(r.ServerCPU.Microseconds())/float64(r.Delivered))
 	}
@@ -184,9 +191,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 	var rep Report
 	var mu sync.Mutex
-	pending := map[string]time.Time{} // client id → sent at
-	var delivered atomic.Int64
-	conns := make([]*websocket.Conn, len(users))
+	pending := map[string]pendingSend{} // client id → what was sent, when, by whom
+	var delivered, resyncs, duplicates atomic.Int64
+	conns := make([]*conn, len(users))
 	lat := make([][]time.Duration, len(users)) // send→deliver, each reader its own (no lock per frame)
 	var readers sync.WaitGroup
 	for i, u := range users {
@@ -195,10 +202,26 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			closeAll(conns)
 			return Report{}, fmt.Errorf("connect user %d: %w", i, err)
 		}
-		conns[i] = c
+		conns[i] = &conn{ws: c}
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
+			cs := conns[i]
+			seen := map[string]*roomSeen{}
+			// fresh tells a first delivery from a replayed repeat, per room.
+			fresh := func(room string, seq int64) bool {
+				rs := seen[room]
+				if rs == nil {
+					// The first message seen in a room: the run's messages start here.
+					rs = &roomSeen{upTo: seq - 1}
+					seen[room] = rs
+				}
+				if !rs.add(seq) {
+					duplicates.Add(1)
+					return false
+				}
+				return true
+			}
 			// One goroutine per connection, the arrival time taken as the frame is read and
 			// before it is decoded: the figures are the server's, not this client's JSON.
 			var (
@@ -215,11 +238,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 				if _, err := buf.ReadFrom(r); err != nil {
 					return
 				}
-				if sender, sent, ok := messageStamp(buf.Bytes()); ok {
+				if m, ok := messageStamp(buf.Bytes()); ok {
 					// The common frame, read without decoding all of it.
-					if sender != u.ID {
+					if fresh(m.room, m.seq) && m.sender != u.ID {
 						delivered.Add(1)
-						lat[i] = append(lat[i], at.Sub(sent))
+						lat[i] = append(lat[i], at.Sub(m.sent))
 					}
 					continue
 				}
@@ -228,17 +251,44 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 					continue
 				}
 				switch {
-				case f.Type == protocol.FrameMessage && f.Sender != u.ID:
-					delivered.Add(1)
-					if sent, ok := parseStamp(f.Body); ok {
-						lat[i] = append(lat[i], at.Sub(sent))
+				case f.Type == protocol.FrameMessage:
+					if fresh(f.Room, f.Seq) && f.Sender != u.ID {
+						delivered.Add(1)
+						if sent, ok := parseStamp(f.Body); ok {
+							lat[i] = append(lat[i], at.Sub(sent))
+						}
+					}
+				case f.Type == protocol.FrameResync:
+					// Deliveries to this connection may have been lost: ask for what came
+					// after the last message held in order in each room, and send again
+					// what has no ack yet (the server acks a repeat with the original).
+					resyncs.Add(1)
+					rooms := make(map[string]int64, len(seen))
+					for room, rs := range seen {
+						rooms[room] = rs.upTo
+					}
+					mu.Lock()
+					var again []protocol.ClientFrame
+					for _, p := range pending {
+						if p.sender == i {
+							again = append(again, p.frame)
+						}
+					}
+					mu.Unlock()
+					if cs.send(protocol.ClientFrame{Type: protocol.FrameResume, Rooms: rooms}) != nil {
+						return
+					}
+					for _, f := range again {
+						if cs.send(f) != nil {
+							return
+						}
 					}
 				case f.Type == protocol.FrameAck:
 					mu.Lock()
-					if sent, ok := pending[f.ID]; ok {
+					if p, ok := pending[f.ID]; ok {
 						delete(pending, f.ID)
 						rep.Acked++
-						rep.AckLatencies = append(rep.AckLatencies, at.Sub(sent))
+						rep.AckLatencies = append(rep.AckLatencies, at.Sub(p.at))
 					}
 					mu.Unlock()
 				case f.Type == protocol.FrameError && f.Ref == protocol.FrameSend:
@@ -291,11 +341,12 @@ send:
 		}
 		id := fmt.Sprintf("%s-%d", run, n)
 		sender := n % len(users)
+		f := protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: stamp(time.Now()) + pad}
 		mu.Lock()
-		pending[id] = time.Now()
+		pending[id] = pendingSend{frame: f, sender: sender, at: time.Now()}
 		rep.Sent++
 		mu.Unlock()
-		if err := send(conns[sender], protocol.ClientFrame{Type: protocol.FrameSend, ID: id, Room: rooms[n%len(rooms)], Body: stamp(time.Now()) + pad}); err != nil {
+		if err := conns[sender].send(f); err != nil {
 			tick.Stop()
 			closeAll(conns)
 			return Report{}, fmt.Errorf("send: %w", err)
@@ -333,6 +384,7 @@ send:
 		rep.DeliverLatencies = append(rep.DeliverLatencies, l...)
 	}
 	rep.Delivered = delivered.Load()
+	rep.Resyncs, rep.Duplicates = resyncs.Load(), duplicates.Load()
 	rep.ExpectedDeliveries = rep.Acked * int64(len(users)-1)
 	slices.Sort(rep.AckLatencies)
 	slices.Sort(rep.DeliverLatencies)
@@ -400,29 +452,122 @@ func parseStamp(body string) (time.Time, bool) {
 	return time.Unix(0, ns), true
 }
 
-// messageStamp reads a message frame's sender and send time without decoding the rest:
-// the gateway encodes a ServerFrame with encoding/json, so its fields come in
-// declaration order (type first, sender before body) and ids and the stamp need no
-// unescaping. ok is false for anything else, which is then decoded in full.
-func messageStamp(raw []byte) (sender string, sent time.Time, ok bool) {
+// stamped is what messageStamp reads of a message frame.
+type stamped struct {
+	room, sender string
+	seq          int64
+	sent         time.Time
+}
+
+// messageStamp reads a message frame's room, seq, sender and send time without decoding
+// the rest: the gateway encodes a ServerFrame with encoding/json, so its fields come in
+// declaration order (type, id, room, message_id, seq, sender, body) and ids and the stamp
+// need no unescaping. ok is false for anything else, which is then decoded in full.
+func messageStamp(raw []byte) (m stamped, ok bool) {
 	rest, found := bytes.CutPrefix(raw, []byte(`{"type":"message",`))
 	if !found {
-		return "", time.Time{}, false
+		return m, false
 	}
-	_, rest, found = bytes.Cut(rest, []byte(`"sender":"`))
+	if after, hasID := bytes.CutPrefix(rest, []byte(`"id":"`)); hasID {
+		if _, rest, found = bytes.Cut(after, []byte(`",`)); !found {
+			return m, false
+		}
+	}
+	if rest, found = bytes.CutPrefix(rest, []byte(`"room":"`)); !found {
+		return m, false
+	}
+	room, rest, found := bytes.Cut(rest, []byte(`"`))
 	if !found {
-		return "", time.Time{}, false
+		return m, false
+	}
+	_, rest, found = bytes.Cut(rest, []byte(`"seq":`))
+	if !found {
+		return m, false
+	}
+	digits, rest, found := bytes.Cut(rest, []byte(`,`))
+	if !found {
+		return m, false
+	}
+	seq, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
+		return m, false
+	}
+	rest, found = bytes.CutPrefix(rest, []byte(`"sender":"`))
+	if !found {
+		return m, false
 	}
 	id, rest, found := bytes.Cut(rest, []byte(`"`))
 	if !found || !bytes.HasPrefix(rest, []byte(`,"body":"`)) {
-		return "", time.Time{}, false
+		return m, false
 	}
 	body := rest[len(`,"body":"`):]
 	if len(body) < stampBytes {
-		return "", time.Time{}, false
+		return m, false
 	}
-	sent, ok = parseStamp(string(body[:stampBytes]))
-	return string(id), sent, ok
+	sent, ok := parseStamp(string(body[:stampBytes]))
+	return stamped{room: string(room), sender: string(id), seq: seq, sent: sent}, ok
+}
+
+// roomSeen is what one connection received of one room: every seq up to upTo, and the
+// few above it that came early (a gap a resume will fill).
+type roomSeen struct {
+	upTo  int64
+	above map[int64]bool
+}
+
+// add records seq and reports whether it is new.
+func (r *roomSeen) add(seq int64) bool {
+	if seq <= r.upTo || r.above[seq] {
+		return false
+	}
+	if seq != r.upTo+1 {
+		if r.above == nil {
+			r.above = map[int64]bool{}
+		}
+		if len(r.above) >= maxAbove {
+			// A gap no resume filled: stop tracking it rather than grow without bound.
+			for s := range r.above {
+				r.upTo = max(r.upTo, s)
+			}
+			clear(r.above)
+		}
+		r.above[seq] = true
+		return true
+	}
+	r.upTo = seq
+	for r.above[r.upTo+1] {
+		delete(r.above, r.upTo+1)
+		r.upTo++
+	}
+	return true
+}
+
+// maxAbove bounds the early seqs a connection remembers per room.
+const maxAbove = 4096
+
+// pendingSend is a send waiting for its ack.
+type pendingSend struct {
+	frame  protocol.ClientFrame
+	sender int // index of the user (and connection) that sent it
+	at     time.Time
+}
+
+// conn is one user's socket: the sending loop and the connection's reader (answering a
+// resync) both write to it, one at a time.
+type conn struct {
+	mu sync.Mutex
+	ws *websocket.Conn
+}
+
+func (c *conn) send(f protocol.ClientFrame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
 // frame is the part of a server frame the load generator reads.
@@ -430,6 +575,8 @@ type frame struct {
 	Type   protocol.FrameType `json:"type"`
 	ID     string             `json:"id"`
 	Ref    protocol.FrameType `json:"ref"`
+	Room   string             `json:"room"`
+	Seq    int64              `json:"seq"`
 	Sender string             `json:"sender"`
 	Body   string             `json:"body"`
 }
@@ -449,19 +596,10 @@ func dial(ctx context.Context, wsBase, token string) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-func send(c *websocket.Conn, f protocol.ClientFrame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return c.WriteMessage(websocket.TextMessage, b)
-}
-
-func closeAll(conns []*websocket.Conn) {
+func closeAll(conns []*conn) {
 	for _, c := range conns {
 		if c != nil {
-			c.Close()
+			c.ws.Close()
 		}
 	}
 }

@@ -82,15 +82,17 @@ func TestRunAgainstDev(t *testing.T) {
 // it), and refuses every other frame, which is then decoded in full.
 func TestMessageStampReadsGatewayFrames(t *testing.T) {
 	at := time.Unix(0, 1764500000123456789)
-	frame := protocol.ServerFrame{Type: protocol.FrameMessage, Room: "r1", MessageID: "m1", Seq: 7, Sender: "u-42",
-		Body: stamp(at) + "mmmm", Mentions: []string{"u-1"}, CreatedAt: at}
-	raw, err := json.Marshal(frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender, sent, ok := messageStamp(raw)
-	if !ok || sender != "u-42" || !sent.Equal(at) {
-		t.Fatalf("messageStamp(%s) = %q, %v, %v; want u-42, %v", raw, sender, sent, ok, at)
+	for _, clientID := range []string{"ab12-7", ""} {
+		frame := protocol.ServerFrame{Type: protocol.FrameMessage, ID: clientID, Room: "r1", MessageID: "m1", Seq: 7, Sender: "u-42",
+			Body: stamp(at) + "mmmm", Mentions: []string{"u-1"}, CreatedAt: at}
+		raw, err := json.Marshal(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := messageStamp(raw)
+		if !ok || m.sender != "u-42" || m.room != "r1" || m.seq != 7 || !m.sent.Equal(at) {
+			t.Fatalf("messageStamp(%s) = %+v, %v; want room r1, seq 7, sender u-42, sent %v", raw, m, ok, at)
+		}
 	}
 	for _, other := range []protocol.ServerFrame{
 		{Type: protocol.FrameAck, ID: "c-1", MessageID: "m1", Seq: 7},
@@ -100,8 +102,32 @@ func TestMessageStampReadsGatewayFrames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, ok := messageStamp(raw); ok {
+		if _, ok := messageStamp(raw); ok {
 			t.Errorf("messageStamp accepted %s", raw)
 		}
+	}
+}
+
+// A connection counts each message once whatever a resume replays, and a gap stays open
+// (so that the resume asks for it) until it is filled.
+func TestRoomSeenCountsEachSeqOnceAndTracksGaps(t *testing.T) {
+	rs := &roomSeen{upTo: 4}
+	steps := []struct {
+		seq  int64
+		new  bool
+		upTo int64
+	}{
+		{5, true, 5}, {5, false, 5}, {3, false, 5}, // repeats and older
+		{7, true, 5}, {8, true, 5}, {7, false, 5}, // 6 is missing
+		{6, true, 8}, // the gap filled: everything up to 8 held
+		{9, true, 9},
+	}
+	for _, s := range steps {
+		if got := rs.add(s.seq); got != s.new || rs.upTo != s.upTo {
+			t.Fatalf("add(%d) = %v with upTo %d; want %v with upTo %d", s.seq, got, rs.upTo, s.new, s.upTo)
+		}
+	}
+	if len(rs.above) != 0 {
+		t.Fatalf("early seqs left after the gap filled: %v", rs.above)
 	}
 }

@@ -226,10 +226,13 @@ func Simulate(t testing.TB, env *Env) {
 	// default) and the scheduler 50, so a hundred ChatClusters' Deployments and Jobs
 	// would queue behind client-side token buckets. Lifted as kwokctl does for its
 	// clusters; kwok's own client has no limit.
+	// Likewise its Deployment, ReplicaSet and Job controllers sync 5 objects at a time by
+	// default; a burst of hundreds would wait in their queues, not in the operator's.
 	unlimited := []string{"--kube-api-qps=5000", "--kube-api-burst=10000"}
 	specs := [][]string{
 		append([]string{"kube-controller-manager", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0",
-			"--use-service-account-credentials=false", "--controllers=*,-serviceaccount-token-controller"}, unlimited...),
+			"--use-service-account-credentials=false", "--controllers=*,-serviceaccount-token-controller",
+			"--concurrent-deployment-syncs=25", "--concurrent-replicaset-syncs=25", "--concurrent-job-syncs=25"}, unlimited...),
 		append([]string{"kube-scheduler", "--kubeconfig=" + kubeconfig, "--leader-elect=false", "--secure-port=0"}, unlimited...),
 		append([]string{"kwok", "--kubeconfig=" + kubeconfig, "--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=" + FakeNodeAnnotation + "=fake",

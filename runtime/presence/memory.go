@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -173,19 +174,23 @@ func (m *Memory) Gateways(_ context.Context, userIDs []string) (map[string][]str
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.cfg.Now()
-	out := map[string][]string{}
+	out := make(map[string][]string, len(userIDs))
 	for _, u := range userIDs {
-		seen := map[string]bool{}
+		// A user has a few connections on fewer gateways: a slice de-duplicates them
+		// without a map per user (this runs for every recipient of every message).
+		var gws []string
 		for member, exp := range m.conns[u] {
 			if exp.After(now) {
 				gw, _, _ := strings.Cut(member, sep)
-				seen[gw] = true
+				if !slices.Contains(gws, gw) {
+					gws = append(gws, gw)
+				}
 			}
 		}
-		for gw := range seen {
-			out[u] = append(out[u], gw)
+		if len(gws) > 0 {
+			slices.Sort(gws)
+			out[u] = gws
 		}
-		sort.Strings(out[u])
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -251,11 +252,11 @@ func (s *Chat) RemoveMember(_ context.Context, roomID, userID string) error {
 func (s *Chat) Members(_ context.Context, roomID string) ([]chat.Member, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []chat.Member{}
+	out := make([]chat.Member, 0, len(s.members[roomID]))
 	for _, m := range s.members[roomID] {
 		out = append(out, m.member)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	slices.SortFunc(out, func(a, b chat.Member) int { return strings.Compare(a.UserID, b.UserID) })
 	return out, nil
 }
 

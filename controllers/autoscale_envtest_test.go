@@ -219,12 +219,16 @@ func TestConnectionAutoscalerOnAPIServer(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: render.WorkloadName(cc, render.RoleGateway)}, &d); err != nil {
 		t.Fatal(err)
 	}
-	scale := &autoscalingv1.Scale{}
-	if err := c.SubResource("scale").Get(ctx, &d, scale); err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 7
-	if err := c.SubResource("scale").Update(ctx, &d, client.WithSubResourceBody(scale)); err != nil {
+	// The operator may write the Deployment meanwhile: a stale resourceVersion is retried,
+	// as kubectl would.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale := &autoscalingv1.Scale{}
+		if err := c.SubResource("scale").Get(ctx, &d, scale); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 7
+		return c.SubResource("scale").Update(ctx, &d, client.WithSubResourceBody(scale))
+	}); err != nil {
 		t.Fatalf("scale deployment: %v", err)
 	}
 	waitEvent(t, c, ns, controllers.EventScaleOverridden, "scaled to 7")

@@ -108,7 +108,24 @@ type ChatClusterReconciler struct {
 	// its keys (missingSecrets), so the burst of reconciles its children's events cause
 	// does not read them all again each time.
 	secretsFound sync.Map // types.NamespacedName -> secretsCheck
+
+	// statusWrites holds, per ChatCluster, the resourceVersion its last status write
+	// replaced: a cache still showing that version has not seen the write, and a reconcile
+	// acting on it would redo decisions the write recorded (the connection autoscaler
+	// applied a replica count it had already replaced, and so overwrote a kubectl scale
+	// without noticing it).
+	statusWrites sync.Map // types.NamespacedName -> statusWrite
 }
+
+// statusWrite is the last status write of one ChatCluster.
+type statusWrite struct {
+	replaced string // the resourceVersion the write replaced
+	at       time.Time
+}
+
+// staleCacheWait bounds how long a reconcile waits for the cache to show the operator's
+// own last status write (a watch event normally brings it within milliseconds).
+const staleCacheWait = 2 * time.Second
 
 // secretsCheck is a ChatCluster's last complete check of its Secrets.
 type secretsCheck struct {
@@ -203,9 +220,15 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.lastSample.Delete(req.NamespacedName)
 			r.retired.Delete(client.ObjectKey{Namespace: req.Namespace, Name: req.Name + "-signing-key"})
 			r.secretsFound.Delete(req.NamespacedName)
+			r.statusWrites.Delete(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get chatcluster: %w", err)
+	}
+	if w, ok := r.statusWrites.Load(req.NamespacedName); ok {
+		if w := w.(statusWrite); cc.ResourceVersion == w.replaced && time.Since(w.at) < staleCacheWait {
+			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+		}
 	}
 	outcome := "success"
 	defer func() {
@@ -905,9 +928,11 @@ func (r *ChatClusterReconciler) writeStatus(ctx context.Context, cc *chatv1alpha
 	if equality.Semantic.DeepEqual(before, &cc.Status) {
 		return nil
 	}
+	replaced := cc.ResourceVersion
 	if err := r.Client.Status().Update(ctx, cc); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
+	r.statusWrites.Store(client.ObjectKeyFromObject(cc), statusWrite{replaced: replaced, at: time.Now()})
 	return nil
 }
 

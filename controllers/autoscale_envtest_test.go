@@ -10,7 +10,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -219,31 +217,13 @@ func TestConnectionAutoscalerOnAPIServer(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: render.WorkloadName(cc, render.RoleGateway)}, &d); err != nil {
 		t.Fatal(err)
 	}
-	// The operator may write the Deployment meanwhile: a stale resourceVersion is retried,
-	// as kubectl would.
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		scale := &autoscalingv1.Scale{}
-		if err := c.SubResource("scale").Get(ctx, &d, scale); err != nil {
-			return err
-		}
-		scale.Spec.Replicas = 7
-		return c.SubResource("scale").Update(ctx, &d, client.WithSubResourceBody(scale))
-	}); err != nil {
+	if err := kubectlScale(ctx, c, &d, 7); err != nil {
 		t.Fatalf("scale deployment: %v", err)
 	}
 	waitEvent(t, c, ns, controllers.EventScaleOverridden, "scaled to 7")
 	waitReplicas(t, c, cc, 2)
 	// kubectl scale chat: refused by the API server, naming the autoscaler.
-	// The operator writes status meanwhile, so a stale resourceVersion is retried as
-	// kubectl would; only a conflict is.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		chatScale := &autoscalingv1.Scale{}
-		if err := c.SubResource("scale").Get(ctx, cc, chatScale); err != nil {
-			return err
-		}
-		chatScale.Spec.Replicas = 9
-		return c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(chatScale))
-	})
+	err := kubectlScale(ctx, c, cc, 9)
 	if err == nil || !strings.Contains(err.Error(), "connection autoscaler") {
 		t.Errorf("kubectl scale chat with connection autoscaling: %v, want a refusal naming the connection autoscaler", err)
 	}

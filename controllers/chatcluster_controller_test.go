@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -523,16 +522,7 @@ func TestScaleOfAutoscaledGatewayIsRefused(t *testing.T) {
 	if err := c.Create(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
-	// The operator writes the new ChatCluster's status meanwhile: a lost race on the
-	// resourceVersion is retried, as kubectl would.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		scale := &autoscalingv1.Scale{}
-		if err := c.SubResource("scale").Get(ctx, cc, scale); err != nil {
-			return err
-		}
-		scale.Spec.Replicas = 5
-		return c.SubResource("scale").Update(ctx, cc, client.WithSubResourceBody(scale))
-	})
+	err := kubectlScale(ctx, c, cc, 5)
 	if err == nil || !strings.Contains(err.Error(), "autoscaling is set") {
 		t.Fatalf("kubectl scale of an autoscaled gateway: %v, want a refusal naming autoscaling", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -365,5 +366,19 @@ func tryUpdateCluster(c client.Client, cc *chatv1alpha1.ChatCluster, mutate func
 		}
 		mutate(cc)
 		return c.Update(context.Background(), cc)
+	})
+}
+
+// kubectlScale sets obj's scale subresource to replicas. The operator writes the object
+// or its status meanwhile, so a stale resourceVersion is read again and retried, as
+// kubectl would; any other answer (a refusal) is returned.
+func kubectlScale(ctx context.Context, c client.Client, obj client.Object, replicas int32) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale := &autoscalingv1.Scale{}
+		if err := c.SubResource("scale").Get(ctx, obj, scale); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = replicas
+		return c.SubResource("scale").Update(ctx, obj, client.WithSubResourceBody(scale))
 	})
 }

@@ -124,8 +124,12 @@ type statusWrite struct {
 }
 
 // staleCacheWait bounds how long a reconcile waits for the cache to show the operator's
-// own last status write (a watch event normally brings it within milliseconds).
-const staleCacheWait = 2 * time.Second
+// own last status write (a watch event normally brings it within milliseconds), looking
+// again every staleCacheRetry.
+const (
+	staleCacheWait  = 2 * time.Second
+	staleCacheRetry = 50 * time.Millisecond
+)
 
 // secretsCheck is a ChatCluster's last complete check of its Secrets.
 type secretsCheck struct {
@@ -227,7 +231,7 @@ func (r *ChatClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if w, ok := r.statusWrites.Load(req.NamespacedName); ok {
 		if w := w.(statusWrite); cc.ResourceVersion == w.replaced && time.Since(w.at) < staleCacheWait {
-			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+			return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
 		}
 	}
 	outcome := "success"

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -115,7 +114,7 @@ func hundredClusters(t testing.TB, bin string, flags []string) benchResult {
 	ns := namespace(t, c)
 
 	out := &testenv.LogTail{}
-	metricsAddr := freeLocalAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	args := append([]string{"operator", "--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--log-level=error"}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"KUBECONFIG=" + kubeconfig}
@@ -232,16 +231,6 @@ func hundredClusters(t testing.TB, bin string, flags []string) benchResult {
 		t.Fatal("no CPU time measured")
 	}
 	return res
-}
-
-func freeLocalAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // operatorMetrics sums the operator's own Prometheus series that tell where its time

@@ -146,6 +146,18 @@ type Conn struct {
 
 // Dial opens /ws with the token in the subprotocol. wsBase is "ws://host:port".
 func Dial(ctx context.Context, wsBase, token string) (*Conn, error) {
+	ws, err := DialSocket(ctx, wsBase, token)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{ws: ws, frames: make(chan protocol.ServerFrame, 1024), done: make(chan struct{})}
+	go c.readLoop()
+	return c, nil
+}
+
+// DialSocket opens /ws as Dial does and hands over the bare socket, for a caller that
+// reads it itself (the load generator: one goroutine per connection, no frame channel).
+func DialSocket(ctx context.Context, wsBase, token string) (*websocket.Conn, error) {
 	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol, protocol.AuthSubprotocolPrefix + token}, HandshakeTimeout: 10 * time.Second}
 	ws, resp, err := d.DialContext(ctx, strings.TrimSuffix(wsBase, "/")+"/ws", nil)
 	if err != nil {
@@ -154,9 +166,7 @@ func Dial(ctx context.Context, wsBase, token string) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	c := &Conn{ws: ws, frames: make(chan protocol.ServerFrame, 1024), done: make(chan struct{})}
-	go c.readLoop()
-	return c, nil
+	return ws, nil
 }
 
 func (c *Conn) readLoop() {

@@ -1,15 +1,12 @@
 package dev
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/internal/chatclient"
-	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/runtime/protocol"
 )
@@ -21,32 +18,12 @@ func TestDevOverRedisCluster(t *testing.T) {
 	addrs := testenv.RedisCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Files.Blob.Dir = t.TempDir()
-	cfg.Core.JWTSigningKey = strings.Repeat("k", 32)
-	cfg.Core.LogLevel = "warn"
+	cfg := testConfig(t)
 	cfg.Presence = PresenceRedis
 	cfg.Core.RedisCluster = true
 	cfg.Core.RedisURL = "redis://" + strings.Join(addrs, ",redis://")
-	var out, logs bytes.Buffer
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cli.Env{Stdout: &out, Stderr: &logs}, cfg, ln) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("dev stopped with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	}()
-	api := chatclient.New("http://" + ln.Addr().String())
-	waitReady(t, ctx, api)
+	dev := startDev(t, ctx, cfg)
+	api := dev.api
 	var users []chatclient.User
 	for _, name := range []string{"alice", "bob"} {
 		u, err := api.Register(ctx, name, "correct horse battery staple")
@@ -61,7 +38,7 @@ func TestDevOverRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dial := func(u chatclient.User) *chatclient.Conn {
-		c, err := chatclient.Dial(ctx, "ws://"+ln.Addr().String(), u.Token)
+		c, err := chatclient.Dial(ctx, "ws"+strings.TrimPrefix(dev.base, "http"), u.Token)
 		if err != nil {
 			t.Fatalf("dial %s: %v", u.Username, err)
 		}

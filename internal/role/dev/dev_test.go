@@ -19,31 +19,8 @@ import (
 func TestDevChatsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Files.Blob.Dir = t.TempDir()
-	cfg.Core.JWTSigningKey = strings.Repeat("k", 32)
-	cfg.Core.LogLevel = "warn"
-	var out, logs bytes.Buffer
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cli.Env{Stdout: &out, Stderr: &logs}, cfg, ln) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("dev stopped with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	}()
-
-	base := "http://" + ln.Addr().String()
-	api := chatclient.New(base)
-	waitReady(t, ctx, api)
+	dev := startDev(t, ctx, testConfig(t))
+	base, api, out := dev.base, dev.api, dev.out
 	if !strings.Contains(out.String(), base+"/") {
 		t.Fatalf("dev did not print its URL: %q", out.String())
 	}
@@ -68,7 +45,7 @@ func TestDevChatsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsBase := "ws://" + ln.Addr().String()
+	wsBase := "ws" + strings.TrimPrefix(base, "http")
 	dial := func(u chatclient.User) *chatclient.Conn {
 		c, err := chatclient.Dial(ctx, wsBase, u.Token)
 		if err != nil {
@@ -172,15 +149,56 @@ func TestDevChatsEndToEnd(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, ctx context.Context, api *chatclient.Client) {
+// devServer is a parley dev running for a test.
+type devServer struct {
+	base string // http://127.0.0.1:port
+	api  *chatclient.Client
+	out  *bytes.Buffer // its standard output
+}
+
+// testConfig is DefaultConfig for a test: a blob directory of its own, a fixed signing
+// key, warnings and errors only.
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Files.Blob.Dir = t.TempDir()
+	cfg.Core.JWTSigningKey = strings.Repeat("k", 32)
+	cfg.Core.LogLevel = "warn"
+	return cfg
+}
+
+// startDev runs parley dev with cfg on a loopback port until the test ends, and returns
+// once it is ready; a failed test shows its logs.
+func startDev(t *testing.T, ctx context.Context, cfg Config) devServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, cli.Env{Stdout: &out, Stderr: &logs}, cfg, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("dev stopped with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	s := devServer{base: "http://" + ln.Addr().String(), out: &out}
+	s.api = chatclient.New(s.base)
 	for {
 		var body map[string]any
-		err := api.Do(ctx, "GET", "/readyz", "", nil, &body)
+		err := s.api.Do(ctx, "GET", "/readyz", "", nil, &body)
 		if err == nil {
-			return
+			return s
 		}
 		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("dev stopped before it was ready: %v", err)
 		case <-ctx.Done():
 			t.Fatalf("never ready: %v", err)
 		case <-time.After(20 * time.Millisecond):

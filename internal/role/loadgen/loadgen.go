@@ -197,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	lat := make([][]time.Duration, len(users)) // send→deliver, each reader its own (no lock per frame)
 	var readers sync.WaitGroup
 	for i, u := range users {
-		c, err := dial(ctx, wsBase, u.Token)
+		c, err := chatclient.DialSocket(ctx, wsBase, u.Token)
 		if err != nil {
 			closeAll(conns)
 			return Report{}, fmt.Errorf("connect user %d: %w", i, err)
@@ -579,21 +579,6 @@ type frame struct {
 	Seq    int64              `json:"seq"`
 	Sender string             `json:"sender"`
 	Body   string             `json:"body"`
-}
-
-// dial opens /ws with the token in the subprotocol, as clients do (chatclient.Dial),
-// without chatclient's reader goroutine and channel: loadgen reads each connection in
-// one goroutine of its own.
-func dial(ctx context.Context, wsBase, token string) (*websocket.Conn, error) {
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol, protocol.AuthSubprotocolPrefix + token}, HandshakeTimeout: 10 * time.Second}
-	ws, resp, err := d.DialContext(ctx, strings.TrimSuffix(wsBase, "/")+"/ws", nil)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial: %w (status %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	return ws, nil
 }
 
 func closeAll(conns []*conn) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +35,7 @@ import (
 	"github.com/parleychat/parley/controllers/render"
 	"github.com/parleychat/parley/internal/cli"
 	"github.com/parleychat/parley/internal/role/operator"
+	"github.com/parleychat/parley/internal/testenv"
 	"github.com/parleychat/parley/internal/testenv/kube"
 )
 
@@ -134,16 +134,6 @@ func TestBadOptionsAreUsageErrors(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -192,7 +182,7 @@ func TestOperatorReconcilesWatchedNamespace(t *testing.T) {
 	}
 
 	operatorConfig := restrictedUser(t, env, "operator-system")
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, probeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	logs := &lockedBuffer{}

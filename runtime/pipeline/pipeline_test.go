@@ -607,26 +607,13 @@ func TestAcceptorErrorIsRetriedWithoutLoss(t *testing.T) {
 	}
 }
 
-// stuckAcceptor blocks until released, like a database that hangs.
-type stuckAcceptor struct {
-	MessageAcceptor
-	release chan struct{}
-}
-
-func (s *stuckAcceptor) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]Outcome, error) {
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return s.MessageAcceptor.AcceptMessages(ctx, in)
-}
-
 func TestReadinessReportsAStuckConsumer(t *testing.T) {
 	b := memoryBus(t, 1)
 	chat := newPGChat(t)
 	chat.addMembers(t, "room-1", "ann")
-	stuck := &stuckAcceptor{MessageAcceptor: chat, release: make(chan struct{})}
+	// Every batch hangs, like a database that does.
+	stuck := &gateAcceptor{MessageAcceptor: chat, held: make(chan struct{}), release: make(chan struct{})}
+	stuck.armed.Store(true)
 	cfg := testConfig(prometheus.NewRegistry())
 	cfg.PollTimeout, cfg.StaleAfter = 20*time.Millisecond, 200*time.Millisecond
 	p, err := New(b, stuck, nil, cfg)
@@ -744,8 +731,9 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// gateAcceptor holds every batch that carries a message of room until released, like a
-// transaction waiting on a lock of that room.
+// gateAcceptor, once armed, holds every batch that carries a message of room (of any
+// room when room is empty) until released, like a transaction waiting on a lock of that
+// room.
 type gateAcceptor struct {
 	MessageAcceptor
 	room    string
@@ -756,7 +744,7 @@ type gateAcceptor struct {
 }
 
 func (g *gateAcceptor) AcceptMessages(ctx context.Context, in []protocol.MessageSent) ([]Outcome, error) {
-	if g.armed.Load() && slices.ContainsFunc(in, func(m protocol.MessageSent) bool { return m.RoomID == g.room }) {
+	if g.armed.Load() && slices.ContainsFunc(in, func(m protocol.MessageSent) bool { return g.room == "" || m.RoomID == g.room }) {
 		g.once.Do(func() { close(g.held) })
 		select {
 		case <-g.release:
